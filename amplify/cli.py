@@ -1,0 +1,263 @@
+"""The `amplify` command: one verb per job, each taking Hydra `key=value` overrides.
+
+    amplify synth out=DIR clips=N seed=S          synthetic labelled corpus
+    amplify sheet out=sheet.png seed=S            contact sheet: one scene under every condition
+    amplify run input=DIR output=DIR              the amplification job (ingest in this version)
+    amplify status output=DIR                     committed jobs and counts of a dataset
+    amplify train tokenizer ...                   train the video tokenizer (Ray Train)
+    amplify eval tokenizer input=DIR              tokenizer reconstruction quality and speed
+    amplify demo                                  synth + run on the embedded defaults
+
+`amplify VERB --help` shows the verb's config with its defaults. Heavy imports (Ray, MLflow,
+torch) happen inside the verb, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from amplify.errors import AmplifyError, ConfigError
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str  # as typed: "run", "train tokenizer"
+    config: str  # configs/<config>.yaml
+    schema: str  # "module:Class"
+    handler: str  # "module:function", called with the config dataclass
+    help: str
+
+
+VERBS = [
+    Verb(
+        "synth",
+        "synth",
+        "amplify.synth.corpus:SynthConfig",
+        "amplify.cli:do_synth",
+        "render a synthetic labelled driving corpus",
+    ),
+    Verb(
+        "sheet",
+        "sheet",
+        "amplify.synth.contact_sheet:SheetConfig",
+        "amplify.cli:do_sheet",
+        "contact sheet PNG of one scene under every condition",
+    ),
+    Verb(
+        "run",
+        "run",
+        "amplify.config:RunConfig",
+        "amplify.cli:do_run",
+        "run the amplification job (ingest clips into a Parquet dataset)",
+    ),
+    Verb(
+        "status",
+        "status",
+        "amplify.cli:StatusConfig",
+        "amplify.cli:do_status",
+        "committed jobs, counts and errors of a dataset",
+    ),
+    Verb(
+        "train tokenizer",
+        "train_tokenizer",
+        "pipelines.train_tokenizer:TokenizerTrainConfig",
+        "pipelines.train_tokenizer:train",
+        "train the video tokenizer on Ray Train",
+    ),
+    Verb(
+        "eval tokenizer",
+        "eval_tokenizer",
+        "amplify.tokenizer.evaluate:TokenizerEvalConfig",
+        "amplify.tokenizer.evaluate:evaluate",
+        "tokenizer reconstruction PSNR/SSIM and speed",
+    ),
+    Verb(
+        "demo",
+        "demo",
+        "amplify.cli:DemoConfig",
+        "amplify.cli:do_demo",
+        "synthetic corpus + real clips -> dataset, on embedded defaults",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    """`amplify status`: what a dataset folder holds."""
+
+    output: str = "out/dataset"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """`amplify demo`: a small synthetic corpus plus the real clips, through the job."""
+
+    out: str = "demo_out"
+    clips: int = 2
+    seed: int = 0
+    real: str = "../shared/data/real"  # added when present
+
+
+def _resolve(ref: str):
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def usage() -> str:
+    width = max(len(v.name) for v in VERBS)
+    lines = [
+        "usage: amplify VERB [key=value ...]",
+        "",
+        "Driving-scenario data amplification. Each verb takes Hydra overrides (key=value,",
+        "nested.key=value); `amplify VERB --help` shows its keys and defaults.",
+        "",
+        "verbs:",
+    ]
+    lines += [f"  {v.name:<{width}}  {v.help}" for v in VERBS]
+    return "\n".join(lines)
+
+
+def verb_help(verb: Verb) -> str:
+    from omegaconf import OmegaConf
+
+    from amplify.config import CONFIG_DIR
+
+    schema = _resolve(verb.schema)
+    doc = (schema.__doc__ or "").strip()
+    defaults = OmegaConf.to_yaml(OmegaConf.structured(schema))
+    yaml = CONFIG_DIR / f"{verb.config}.yaml"
+    return (
+        f"usage: amplify {verb.name} [key=value ...]\n\n{doc}\n\n"
+        f"values from {yaml} over these defaults:\n{defaults}"
+    )
+
+
+def find_verb(argv: list[str]) -> tuple[Verb | None, list[str]]:
+    for v in sorted(VERBS, key=lambda v: -len(v.name.split())):
+        words = v.name.split()
+        if argv[: len(words)] == words:
+            return v, argv[len(words) :]
+    return None, argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    verb, rest = find_verb(argv)
+    if verb is None:
+        print(f"amplify: unknown verb {' '.join(argv[:2])!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in rest):
+        print(verb_help(verb))
+        return 0
+    bad = [a for a in rest if "=" not in a]
+    if bad:
+        print(
+            f"amplify {verb.name}: arguments must be key=value overrides, got {bad}",
+            file=sys.stderr,
+        )
+        return 2
+    from amplify.config import load_config
+
+    try:
+        cfg = load_config(verb.config, _resolve(verb.schema), rest)
+        result = _resolve(verb.handler)(cfg)
+    except ConfigError as e:
+        print(f"amplify {verb.name}: {e}", file=sys.stderr)
+        return 2
+    except AmplifyError as e:
+        print(f"amplify {verb.name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as e:
+        print(f"amplify {verb.name}: {e}", file=sys.stderr)
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+# Handlers of the verbs defined here --------------------------------------------------------------
+
+
+def do_synth(cfg) -> int:
+    from amplify.synth.corpus import make_corpus
+
+    make_corpus(cfg)
+    return 0
+
+
+def do_sheet(cfg) -> int:
+    from amplify.synth.contact_sheet import write_sheet
+
+    path = write_sheet(cfg)
+    print(f"contact sheet: {path}")
+    return 0
+
+
+def do_run(cfg) -> int:
+    from pipelines.run import run_job
+
+    result = run_job(cfg)
+    print_result(result)
+    return 0
+
+
+def print_result(result) -> None:
+    print(f"dataset:  {result.output}  (frames/, clips/, errors/, README.md)")
+    print(f"manifest: {result.manifest}")
+    if result.mlflow_run_id:
+        print(
+            f"mlflow:   run {result.mlflow_run_id} in {result.tracking_uri}  (mlflow ui --backend-store-uri {result.tracking_uri})"
+        )
+
+
+def do_status(cfg: StatusConfig) -> int:
+    from amplify.dataset.reader import read_table
+    from amplify.dataset.writer import read_manifests
+
+    out = Path(cfg.output)
+    jobs = read_manifests(out)
+    if not jobs:
+        print(f"{out}: no committed job")
+        return 1
+    for m in jobs:
+        print(f"{m.job_id}  {m.created}  " + json.dumps(m.counts, sort_keys=True))
+    errors = read_table(out, "errors", ["source_path", "stage", "error_type", "message"])
+    for row in errors.to_pylist():
+        print(f"error  {row['stage']:<7} {row['error_type']:<22} {row['message']}")
+    return 0
+
+
+def do_demo(cfg: DemoConfig) -> int:
+    from amplify.config import RunConfig, TrackingConfig
+    from amplify.synth.corpus import SynthConfig, make_corpus
+    from pipelines.run import run_job
+
+    out = Path(cfg.out).resolve()
+    corpus = out / "corpus"
+    print(f"1/2 synthetic corpus: {cfg.clips} scene(s) under every condition -> {corpus}")
+    make_corpus(SynthConfig(out=str(corpus), clips=cfg.clips, seed=cfg.seed))
+    extra = []
+    real = Path(cfg.real)
+    if real.is_dir():
+        extra.append(str(real.resolve()))
+        print(f"    + real clips from {real}")
+    print("2/2 job: ingest -> Parquet dataset (embedded Ray, local MLflow)")
+    run_cfg = RunConfig(
+        input=str(corpus),
+        output=str(out / "dataset"),
+        extra_inputs=extra,
+        tracking=TrackingConfig(uri=f"sqlite:///{out / 'mlflow.db'}"),
+    )
+    result = run_job(run_cfg)
+    print()
+    print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

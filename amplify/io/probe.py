@@ -1,0 +1,160 @@
+"""Probe an input file: is it a readable, non-empty video, and what are its stream properties.
+
+Every check raises a specific `InputError` that names the file and the reason, so the job can
+record it as an error row and move on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from amplify.errors import (
+    BadDimensionsError,
+    CorruptVideoError,
+    EmptyFileError,
+    InputError,
+    MissingFileError,
+    NotAVideoError,
+    UnreadableFileError,
+)
+
+# Beyond 16k on a side, or more pixels than 8k x 8k, no dashcam produced it: the header is lying
+# (and a decoder would try to allocate gigabytes per frame).
+MAX_SIDE = 16384
+MAX_PIXELS = 8192 * 8192
+# Image codecs FFmpeg exposes as one-frame "video" streams: a still image is not a clip.
+STILL_IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "gif", "tiff", "webp", "apng", "jpeg2000"}
+STILL_IMAGE_FORMATS = {
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "bmp_pipe",
+    "webp_pipe",
+    "tiff_pipe",
+    "gif",
+}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the first video stream (display orientation applied)."""
+
+    path: str
+    container: str
+    codec: str
+    width: int  # after rotation
+    height: int
+    fps: float  # average frame rate; 0 when the container does not say
+    duration_s: float  # 0 when unknown
+    frames: int  # declared frame count; 0 when unknown
+    rotation: int  # degrees counter-clockwise to display upright (0, 90, 180, 270)
+    size_bytes: int
+
+
+def check_file(path: str | Path) -> int:
+    """Raise unless `path` is a readable, non-empty regular file; return its size in bytes."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise MissingFileError(path, "file does not exist")
+    if not path.exists():
+        raise MissingFileError(path, f"broken symlink (points to {os.readlink(path)!r})")
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFileError(path, "not a regular file (directory, pipe or device)")
+    if st.st_size == 0:
+        raise EmptyFileError(path, "file is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise UnreadableFileError(path, "permission denied")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise UnreadableFileError(path, f"cannot read: {e.strerror or e}") from e
+    return st.st_size
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of the file's bytes: the identity of a source clip, whatever its name."""
+    check_file(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stream_rotation(stream: av.video.stream.VideoStream) -> int:
+    """Display rotation from the stream's display matrix, as PyAV reports it, in {0, 90, 180, 270}."""
+    rot = 0
+    try:
+        # PyAV >= 14 exposes the display matrix rotation on the codec context's first frame only;
+        # the stream metadata 'rotate' tag is what older muxers wrote.
+        tag = stream.metadata.get("rotate")
+        if tag is not None:
+            rot = int(float(tag))
+    except (TypeError, ValueError):
+        rot = 0
+    return rot % 360
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Open `path` and describe its first video stream; raise an `InputError` when it is not a clip."""
+    size = check_file(path)
+    path = str(path)
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise NotAVideoError(
+            path, f"FFmpeg cannot open it as media: truncated, damaged or not a video ({_ffmsg(e)})"
+        ) from e
+    except (OSError, ValueError) as e:  # pragma: no cover - depends on FFmpeg build
+        raise UnreadableFileError(path, f"cannot open: {e}") from e
+    with container:
+        fmt = container.format.name
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise NotAVideoError(path, f"no video stream (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        if codec in STILL_IMAGE_CODECS and (fmt in STILL_IMAGE_FORMATS or "pipe" in fmt):
+            raise NotAVideoError(path, f"a still image ({codec} in {fmt}), not a video")
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+            raise BadDimensionsError(path, f"implausible frame size {w}x{h} in the header")
+        rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        rotation = stream_rotation(stream)
+        if rotation in (90, 270):
+            w, h = h, w
+        return VideoInfo(
+            path=path,
+            container=fmt,
+            codec=codec,
+            width=w,
+            height=h,
+            fps=float(rate),
+            duration_s=max(duration, 0.0),
+            frames=int(stream.frames or 0),
+            rotation=rotation,
+            size_bytes=size,
+        )
+
+
+def _ffmsg(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
+def raise_decode_error(path: str, e: Exception, frame: int) -> InputError:
+    """Turn an FFmpeg failure mid-stream into the domain error (truncated or damaged data)."""
+    return CorruptVideoError(path, f"decode failed: {_ffmsg(e)}", frame=frame)

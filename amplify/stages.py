@@ -1,0 +1,281 @@
+"""The job's stages as plain functions over rows (no Ray here; `pipelines/run.py` wires them).
+
+    1 hash_input     path -> content hash (dedupe, resume) or an error row
+    2 ingest_clip    probe + decode + window + labels -> staged `frames`/`clips` parts
+                     (runs in a child process with a time limit: `ingest_clip_isolated`)
+
+Every failure becomes an error row (clip, stage, error type, message): a job never aborts on a bad
+clip, and every input ends as rows or as an error row.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from amplify.dataset import schema as S
+from amplify.dataset.writer import staging_dir, to_table, write_part
+from amplify.errors import CorruptVideoError, DecodeTimeoutError, InputError
+from amplify.io.ingest import IngestConfig, Window, iter_windows
+from amplify.io.isolated import Crashed, Timeout, call_isolated
+from amplify.io.probe import content_hash, probe
+from amplify.labels import sidecar_for
+
+WINDOWS_PER_PART = 32  # ~2-3 MB per frames part at 256x128 PNG
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """One source clip to ingest, as the driver planned it."""
+
+    path: str
+    sha256: str
+    out: str
+    job_id: str
+    split: str
+    ingest: IngestConfig
+    labels_sha256: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        return S.source_id(self.sha256)
+
+    @property
+    def key(self) -> str:
+        return source_key(self.sha256, self.labels_sha256, self.ingest)
+
+
+def source_key(sha256: str, labels_sha256: str | None, cfg: IngestConfig) -> str:
+    """What a manifest records as done: this content with these labels, windowed this way.
+    A fixed label sidecar changes the key, so a rerun ingests the clip again."""
+    return f"{sha256}/{labels_sha256 or '-'}/{cfg.fingerprint()}"
+
+
+def error_row(
+    path: str, stage: str, exc: BaseException, job_id: str, sha256: str | None = None
+) -> dict:
+    msg = str(exc) if isinstance(exc, InputError) else f"{path}: {type(exc).__name__}: {exc}"
+    etype = (
+        type(exc).__name__ if isinstance(exc, InputError) else f"InternalError.{type(exc).__name__}"
+    )
+    return {
+        "error_id": S.error_id(path, stage, sha256),
+        "source_path": path,
+        "source_sha256": sha256,
+        "stage": stage,
+        "error_type": etype,
+        "message": msg,
+        "job_id": job_id,
+    }
+
+
+# 1. Hash -------------------------------------------------------------------------------------
+
+
+def hash_input(path: str, job_id: str) -> dict:
+    """{path, sha256, labels_sha256} or {path, error}: the file must exist, be readable, non-empty."""
+    try:
+        sidecar = sidecar_for(path)
+        labels_sha = content_hash(sidecar) if sidecar is not None else None
+        return {
+            "path": path,
+            "sha256": content_hash(path),
+            "labels_sha256": labels_sha,
+            "error": None,
+        }
+    except InputError as e:
+        return {
+            "path": path,
+            "sha256": None,
+            "labels_sha256": None,
+            "error": error_row(path, "hash", e, job_id),
+        }
+    except OSError as e:
+        row = error_row(path, "hash", e, job_id)
+        return {"path": path, "sha256": None, "labels_sha256": None, "error": row}
+
+
+# 2. Ingest -----------------------------------------------------------------------------------
+
+
+def encode_image(img: np.ndarray, fmt: str, quality: int = 95) -> bytes:
+    """(H, W, 3) uint8 -> PNG or JPEG bytes (PNG level 1: 3x faster than 6, ~10% larger)."""
+    buf = io.BytesIO()
+    pil = Image.fromarray(img)
+    if fmt == "png":
+        pil.save(buf, format="PNG", compress_level=1)
+    else:
+        pil.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict]:
+    """One window -> its `frames` rows and its `clips` row."""
+    cfg = task.ingest
+    src = task.source_id
+    cid = S.clip_id(src, cfg.fingerprint(), w.window_index)
+    cond = (w.labels.condition if w.labels is not None else None) or {}
+    weather, tod, intensity = cond.get("weather"), cond.get("time_of_day"), cond.get("intensity")
+    frames, n_boxes = [], 0
+    for i, img in enumerate(w.frames):  # (H, W, 3)
+        boxes = []
+        if w.labels is not None:
+            boxes = [
+                {
+                    "track_id": b.track_id,
+                    "category": b.category,
+                    "x0": b.x0,
+                    "y0": b.y0,
+                    "x1": b.x1,
+                    "y1": b.y1,
+                }
+                for b in w.labels.frames[i]
+            ]
+        n_boxes += len(boxes)
+        frames.append(
+            {
+                "frame_id": S.frame_id(cid, i),
+                "clip_id": cid,
+                "source_id": src,
+                "split": task.split,
+                "variation": "source",
+                "frame_index": i,
+                "timestamp_s": float(w.timestamps[i]),
+                "image": {
+                    "bytes": encode_image(img, cfg.image_format, cfg.jpeg_quality),
+                    "path": None,
+                },
+                "width": cfg.width,
+                "height": cfg.height,
+                "boxes": boxes,
+                "weather": weather,
+                "time_of_day": tod,
+                "intensity": intensity,
+            }
+        )
+    clip = {
+        "clip_id": cid,
+        "source_id": src,
+        "source_path": task.path,
+        "source_sha256": task.sha256,
+        "split": task.split,
+        "window_index": w.window_index,
+        "shot_index": w.shot_index,
+        "start_s": float(w.timestamps[0]),
+        "num_frames": len(w.frames),
+        "fps": cfg.fps,
+        "width": cfg.width,
+        "height": cfg.height,
+        "variation": "source",
+        "weather": weather,
+        "time_of_day": tod,
+        "intensity": intensity,
+        "scenario": None,
+        "seed": 0,
+        "generator": "source",
+        "checkpoint_sha256": None,
+        "parent_clip_id": None,
+        "has_labels": w.labels is not None,
+        "num_boxes": n_boxes,
+        "source_meta": json.dumps(meta, sort_keys=True),
+        "ingest": cfg.fingerprint(),
+        "job_id": task.job_id,
+    }
+    return frames, clip
+
+
+def ingest_clip(task: ClipTask) -> dict:
+    """Decode, window and stage one clip. Returns a summary; raises `InputError` on a bad clip.
+
+    Parts are named `<source_id>-<ingest>-<chunk>.parquet`: deterministic, so a rerun of the same
+    clip writes the same files with the same bytes.
+    """
+    t0 = time.perf_counter()
+    info = probe(task.path)
+    meta = {
+        "container": info.container,
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "fps": round(info.fps, 3),
+        "rotation": info.rotation,
+        "frames": info.frames,
+    }
+    stage = staging_dir(task.out, task.job_id)
+    tag = f"{task.source_id}-{S.clip_id(task.source_id, task.ingest.fingerprint(), -1)[:8]}"
+    parts: dict[str, list[str]] = {"frames": [], "clips": []}
+    frames_rows: list[dict] = []
+    clip_rows: list[dict] = []
+    counts = {"windows": 0, "frames": 0, "boxes": 0}
+
+    def flush() -> None:
+        chunk = len(parts["frames"])
+        name = f"{tag}-{chunk:04d}.parquet"
+        write_part(to_table("frames", frames_rows), stage / "frames" / name)
+        write_part(to_table("clips", clip_rows), stage / "clips" / name)
+        parts["frames"].append(name)
+        parts["clips"].append(name)
+        frames_rows.clear()
+        clip_rows.clear()
+
+    for w in iter_windows(task.path, task.ingest, info):
+        f_rows, c_row = window_rows(w, task, meta)
+        frames_rows += f_rows
+        clip_rows.append(c_row)
+        counts["windows"] += 1
+        counts["frames"] += len(f_rows)
+        counts["boxes"] += c_row["num_boxes"]
+        if len(clip_rows) == WINDOWS_PER_PART:
+            flush()
+    if clip_rows:
+        flush()
+    return {"parts": parts, "counts": counts, "seconds": time.perf_counter() - t0, "meta": meta}
+
+
+def ingest_clip_isolated(task: ClipTask) -> dict:
+    """`ingest_clip` in a child process under `task.ingest.decode_timeout_s`.
+
+    Returns {key, path, status: ok|error, parts, counts, seconds, error}. Never raises for a bad
+    clip: a hang, a crash or an `InputError` becomes the `error` row, and its staged parts are
+    removed so nothing half-written is committed.
+    """
+    base = {"key": task.key, "path": task.path, "sha256": task.sha256, "parts": {}, "counts": {}}
+    t0 = time.perf_counter()
+    try:
+        result = call_isolated(ingest_clip, task, timeout=task.ingest.decode_timeout_s)
+        return {**base, **result, "status": "ok", "error": None}
+    except Timeout:
+        exc: BaseException = DecodeTimeoutError(
+            task.path,
+            f"decoding took longer than {task.ingest.decode_timeout_s:g} s; decoder killed",
+        )
+        stage = "decode"
+    except Crashed as e:
+        exc, stage = CorruptVideoError(task.path, f"decoder crashed: {e}"), "decode"
+    except InputError as e:
+        exc = e
+        stage = "labels" if type(e).__name__ == "LabelError" else "decode"
+    except Exception as e:  # a bug: still one error row, never a lost clip
+        exc, stage = e, "decode"
+    _remove_staged(task)
+    return {
+        **base,
+        "status": "error",
+        "seconds": time.perf_counter() - t0,
+        "error": error_row(task.path, stage, exc, task.job_id, task.sha256),
+    }
+
+
+def _remove_staged(task: ClipTask) -> None:
+    stage = staging_dir(task.out, task.job_id)
+    for table in ("frames", "clips"):
+        for p in (
+            (stage / table).glob(f"{task.source_id}-*.parquet") if (stage / table).is_dir() else []
+        ):
+            Path(p).unlink(missing_ok=True)
