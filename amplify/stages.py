@@ -185,7 +185,6 @@ def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict
         "num_boxes": n_boxes,
         "source_meta": json.dumps(meta, sort_keys=True),
         "ingest": cfg.fingerprint(),
-        "job_id": task.job_id,
     }
     return frames, clip
 

@@ -74,7 +74,8 @@ CLIPS = pa.schema(
         ("num_boxes", pa.int32()),
         ("source_meta", pa.string()),  # JSON: container, codec, original size, fps, rotation
         ("ingest", pa.string()),  # ingest fingerprint (fps, size, resize, window, stride)
-        ("job_id", pa.string()),
+        # No job id here: the manifest says which job committed a file, and the same clip
+        # ingested by two jobs gives the same bytes.
     ]
 )
 

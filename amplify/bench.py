@@ -1,0 +1,139 @@
+"""`make bench` / `python -m amplify.bench`: the throughput figures docs/BENCHMARKS.md reports.
+
+    decode   ingest decode (resample + resize + scene cuts) vs a plain PyAV loop, same files
+    synth    synthetic renderer frames/s at 256x128
+    job      `amplify run` end to end (Ray, PNG encode, Parquet) frames/s
+    tokenizer, attention: see their own modules (amplify.tokenizer.bench, kernels.bench.attention)
+
+Prints one JSON line per benchmark; `--only decode,synth` picks some.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from amplify.io.ingest import IngestConfig, iter_windows
+from amplify.io.samples import write_video
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+# Mixed 360p-1080p, as dashcam fleets record: (name, width, height, fps, frames)
+SAMPLES = [("s360.mp4", 640, 360, 30, 150), ("s720.mp4", 1280, 720, 30, 120), ("s1080.mkv", 1920, 1080, 25, 75)]
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.system()}"
+
+
+def bench_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, w, h, fps, n in SAMPLES:
+        p = folder / name
+        if not p.exists():
+            write_video(p, frames=n, width=w, height=h, fps=fps, codec="libx264")
+        files.append(p)
+    if REAL.is_dir():
+        files += sorted(REAL.glob("*.mp4"))
+    return files
+
+
+def plain_decode(path: Path) -> int:
+    """The baseline: decode every frame to full-size RGB, nothing else."""
+    n = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for frame in c.decode(s):
+            frame.to_ndarray(format="rgb24")
+            n += 1
+    return n
+
+
+def count_source_frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def bench_decode(folder: Path) -> dict:
+    files = bench_files(folder)
+    src_frames = sum(count_source_frames(p) for p in files)
+    t = time.perf_counter()
+    for p in files:
+        plain_decode(p)
+    plain_s = time.perf_counter() - t
+    cfg = IngestConfig(short_window_min=1)
+    t = time.perf_counter()
+    out_frames = 0
+    for p in files:
+        out_frames += sum(len(w.frames) for w in iter_windows(p, cfg))
+    ingest_s = time.perf_counter() - t
+    return {
+        "bench": "decode",
+        "files": len(files),
+        "source_frames": src_frames,
+        "plain_pyav_fps": round(src_frames / plain_s, 1),
+        "ingest_source_fps": round(src_frames / ingest_s, 1),
+        "ratio_ingest_over_plain": round(plain_s / ingest_s, 2),
+        "ingest_output_frames": out_frames,
+        "ingest": cfg.fingerprint(),
+    }
+
+
+def bench_job(folder: Path) -> dict:
+    from amplify.config import RayConfig, RunConfig, TrackingConfig
+    from pipelines.run import run_job
+
+    files = bench_files(folder / "files")
+    out = folder / "job"
+    cfg = RunConfig(
+        input=str(folder / "files"),
+        extra_inputs=[str(REAL)] if REAL.is_dir() else [],
+        output=str(out),
+        ingest=IngestConfig(short_window_min=1),
+        tracking=TrackingConfig(enabled=False),
+        ray=RayConfig(),
+    )
+    t = time.perf_counter()
+    result = run_job(cfg, log=lambda *_: None)
+    total = time.perf_counter() - t
+    return {
+        "bench": "job",
+        "files": len(files),
+        "output_frames": result.counts["frames"],
+        "job_s": round(total, 2),
+        "output_fps_incl_ray_start": round(result.counts["frames"] / total, 1),
+        "source_fps_incl_ray_start": round(sum(count_source_frames(p) for p in files) / total, 1),
+    }
+
+
+def bench_synth() -> dict:
+    from amplify.synth.bench import bench_synth as run
+
+    return {"bench": "synth", **run()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="decode,synth,job", help="comma list of: decode, synth, job")
+    args = ap.parse_args()
+    only = args.only.split(",")
+    cache = Path(tempfile.gettempdir()) / "amplify-bench"
+    print(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d")}))
+    if "decode" in only:
+        print(json.dumps(bench_decode(cache / "files")), flush=True)
+    if "synth" in only:
+        print(json.dumps(bench_synth()), flush=True)
+    if "job" in only:
+        print(json.dumps(bench_job(cache)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Schema, atomic parts, commit by manifest, recovery and the schema-version check."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from amplify.dataset import schema as S
+from amplify.dataset.reader import check_schema, read_table
+from amplify.dataset.writer import Manifest, commit, now_iso, recover, staging_dir, to_table, write_part
+from amplify.errors import SchemaError
+
+
+def error_rows(n: int) -> list[dict]:
+    return [
+        {"error_id": S.error_id(f"/x/{i}.mp4", "decode", None), "source_path": f"/x/{i}.mp4", "source_sha256": None,
+         "stage": "decode", "error_type": "CorruptVideoError", "message": f"/x/{i}.mp4: bad", "job_id": "j"}
+        for i in range(n)
+    ]
+
+
+def test_ids_are_deterministic_and_distinct():
+    src = S.source_id("ab" * 32)
+    assert src == S.source_id("ab" * 32)
+    a = S.clip_id(src, "cfg", 0)
+    assert a == S.clip_id(src, "cfg", 0) != S.clip_id(src, "cfg", 1) != S.clip_id(src, "cfg2", 1)
+    assert S.clip_id(src, "cfg", 0, "rain_day", 1) != S.clip_id(src, "cfg", 0, "rain_day", 2)
+
+
+def test_split_is_by_source_and_roughly_the_fraction():
+    splits = [S.split_of(S.source_id(f"{i:064x}"), 0.2) for i in range(2000)]
+    assert 0.15 < splits.count("validation") / len(splits) < 0.25
+
+
+def test_frames_schema_carries_hugging_face_image_metadata():
+    meta = S.schema_for("frames").metadata
+    hf = json.loads(meta[b"huggingface"])
+    assert hf["info"]["features"]["image"] == {"_type": "Image"}
+    assert json.loads(meta[b"amplify"])["schema_version"] == S.SCHEMA_VERSION
+
+
+def test_commit_then_read_and_recover(tmp_path):
+    out = tmp_path / "ds"
+    stage = staging_dir(out, "job1")
+    write_part(to_table("errors", error_rows(3)), stage / "errors" / "p0.parquet")
+    # nothing is visible before commit
+    assert read_table(out, "errors").num_rows == 0
+    m = Manifest(job_id="job1", created=now_iso(), config={})
+    commit(out, m, {"errors": ["p0.parquet"]})
+    assert read_table(out, "errors").num_rows == 3
+    assert (out / "README.md").read_text().startswith("---\nconfigs:")
+    # a stray part (a job died mid-commit) is removed and never read
+    write_part(to_table("errors", error_rows(1)), out / "errors" / "stray.parquet")
+    removed = recover(out, log=lambda *_: None)
+    assert [p.name for p in removed] == ["stray.parquet"]
+    assert read_table(out, "errors").num_rows == 3
+
+
+def test_reader_rejects_another_schema_version(tmp_path):
+    table = to_table("errors", error_rows(1))
+    meta = dict(table.schema.metadata)
+    meta[b"amplify"] = json.dumps({"schema_version": 999, "table": "errors"}).encode()
+    path = tmp_path / "old.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(SchemaError, match="old.parquet: schema version 999"):
+        check_schema(path)

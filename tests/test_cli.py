@@ -1,0 +1,51 @@
+"""The `amplify` command: verbs, help, and config errors that name the key and the value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from amplify.cli import VERBS, main
+
+
+def test_help_lists_every_verb(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for v in VERBS:
+        assert v.name in out
+
+
+def test_verb_help_shows_keys_and_defaults(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "ingest:" in out and "fps: 10.0" in out and "tracking:" in out
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "input=x", "nosuchkey=1"], "nosuchkey"),
+        (["run", "input=x", "ingest.fps=fast"], "ingest.fps"),
+        (["run", "input=x", "ingest.width=100"], "ingest.width=100"),
+        (["run"], "input"),
+        (["status", "output=/nonexistent/ds"], "no committed job"),
+    ],
+)
+def test_bad_config_names_the_key(capsys, args, needle):
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code != 0
+    assert needle in captured.err + captured.out
+
+
+def test_unknown_verb_and_positional_arguments(capsys):
+    assert main(["fly"]) == 2
+    assert main(["run", "somedir"]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "amplify", "--help"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("usage: amplify")
