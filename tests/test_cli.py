@@ -47,5 +47,7 @@ def test_unknown_verb_and_positional_arguments(capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "amplify", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "amplify", "--help"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("usage: amplify")

@@ -90,18 +90,19 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def stream_rotation(stream: av.video.stream.VideoStream) -> int:
-    """Display rotation from the stream's display matrix, as PyAV reports it, in {0, 90, 180, 270}."""
-    rot = 0
+def first_frame_rotation(container: av.container.InputContainer, path: str) -> int:
+    """Display rotation (degrees counter-clockwise, one of 0/90/180/270) of the first frame.
+
+    PyAV exposes the display matrix only on decoded frames, so probe decodes one: that also
+    proves the stream decodes at all before any worker time is spent on it.
+    """
+    stream = container.streams.video[0]
     try:
-        # PyAV >= 14 exposes the display matrix rotation on the codec context's first frame only;
-        # the stream metadata 'rotate' tag is what older muxers wrote.
-        tag = stream.metadata.get("rotate")
-        if tag is not None:
-            rot = int(float(tag))
-    except (TypeError, ValueError):
-        rot = 0
-    return rot % 360
+        for frame in container.decode(stream):
+            return round((frame.rotation or 0) / 90) % 4 * 90
+    except av.FFmpegError as e:
+        raise CorruptVideoError(path, f"first frame does not decode: {_ffmsg(e)}", frame=0) from e
+    raise CorruptVideoError(path, "the video stream holds no decodable frame", frame=0)
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -134,7 +135,7 @@ def probe(path: str | Path) -> VideoInfo:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / av.time_base
-        rotation = stream_rotation(stream)
+        rotation = first_frame_rotation(container, path)
         if rotation in (90, 270):
             w, h = h, w
         return VideoInfo(

@@ -51,8 +51,10 @@ def write_video(
     cut_at: int | None = None,
     vfr: bool = False,
     audio: bool = False,
+    rotation: int = 0,
 ) -> Path:
-    """A small video; `cut_at` switches to another scene at that frame; `vfr` jitters timestamps."""
+    """A small video; `cut_at` switches to another scene at that frame; `vfr` jitters timestamps;
+    `rotation` (degrees counter-clockwise) goes into the display matrix, as phones record."""
     path = Path(path)
     ext = path.suffix.lstrip(".")
     default_codec, default_pix = FORMATS.get(ext, FORMATS["mp4"])
@@ -62,6 +64,8 @@ def write_video(
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.thread_count = 1
+        if rotation:
+            stream.set_display_rotation(rotation)
         if vfr:
             stream.codec_context.time_base = Fraction(1, 1000)
         if codec == "libx264":

@@ -9,14 +9,29 @@ import pytest
 
 from amplify.dataset import schema as S
 from amplify.dataset.reader import check_schema, read_table
-from amplify.dataset.writer import Manifest, commit, now_iso, recover, staging_dir, to_table, write_part
+from amplify.dataset.writer import (
+    Manifest,
+    commit,
+    now_iso,
+    recover,
+    staging_dir,
+    to_table,
+    write_part,
+)
 from amplify.errors import SchemaError
 
 
 def error_rows(n: int) -> list[dict]:
     return [
-        {"error_id": S.error_id(f"/x/{i}.mp4", "decode", None), "source_path": f"/x/{i}.mp4", "source_sha256": None,
-         "stage": "decode", "error_type": "CorruptVideoError", "message": f"/x/{i}.mp4: bad", "job_id": "j"}
+        {
+            "error_id": S.error_id(f"/x/{i}.mp4", "decode", None),
+            "source_path": f"/x/{i}.mp4",
+            "source_sha256": None,
+            "stage": "decode",
+            "error_type": "CorruptVideoError",
+            "message": f"/x/{i}.mp4: bad",
+            "job_id": "j",
+        }
         for i in range(n)
     ]
 

@@ -121,3 +121,15 @@ def test_real_clips_decode(real_clips):
     for path in sorted(real_clips.glob("*.mp4")):
         windows = read_windows(path, IngestConfig())
         assert windows and windows[0].frames.shape[1:] == (128, 256, 3)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_metadata_is_applied(tmp_path, rotation):
+    from amplify.io.samples import pattern_frame
+
+    path = write_video(tmp_path / "phone.mp4", frames=10, width=160, height=96, rotation=rotation)
+    info = probe(path)
+    upright = np.rot90(pattern_frame(0, 160, 96), k=rotation // 90)  # what a player shows
+    assert (info.height, info.width) == upright.shape[:2]
+    first = next(decode_frames(str(path), 10, upright.shape[1], upright.shape[0])).image
+    assert np.abs(first.astype(int) - upright).mean() < 8

@@ -15,7 +15,9 @@ from amplify.io.ingest import IngestConfig, list_inputs
 from amplify.io.samples import FORMATS, write_bad_inputs, write_video
 from pipelines.run import run_job
 
-INGEST = IngestConfig(fps=10, width=64, height=32, window=9, stride=9, short_window_min=5, decode_timeout_s=60)
+INGEST = IngestConfig(
+    fps=10, width=64, height=32, window=9, stride=9, short_window_min=5, decode_timeout_s=60
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def first_run(inputs, tmp_path_factory, ray_local, request):
 
 def test_every_input_ends_as_rows_or_an_error_row(inputs, first_run):
     result, out, real = first_run
-    paths = {str(p) for p in list_inputs(inputs)} | ({str(p) for p in list_inputs(real)} if real else set())
+    paths = {str(p) for p in list_inputs(inputs)} | (
+        {str(p) for p in list_inputs(real)} if real else set()
+    )
     clips = read_table(out, "clips").to_pylist()
     errors = read_table(out, "errors").to_pylist()
     with_rows = {c["source_path"] for c in clips}
@@ -155,4 +159,9 @@ def test_interrupted_commit_leaves_nothing_visible(tmp_path, ray_local):
     job(d, out)
     assert not stray.exists() and not (out / "_staging").exists()
     clips = read_table(out, "clips")
-    assert sorted(Path(p).name for p in clips.column("source_path").to_pylist()) == ["a.mp4", "a.mp4", "b.mp4", "b.mp4"]
+    assert sorted(Path(p).name for p in clips.column("source_path").to_pylist()) == [
+        "a.mp4",
+        "a.mp4",
+        "b.mp4",
+        "b.mp4",
+    ]
