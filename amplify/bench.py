@@ -25,11 +25,17 @@ from amplify.io.samples import write_video
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 # Mixed 360p-1080p, as dashcam fleets record: (name, width, height, fps, frames)
-SAMPLES = [("s360.mp4", 640, 360, 30, 150), ("s720.mp4", 1280, 720, 30, 120), ("s1080.mkv", 1920, 1080, 25, 75)]
+SAMPLES = [
+    ("s360.mp4", 640, 360, 30, 150),
+    ("s720.mp4", 1280, 720, 30, 120),
+    ("s1080.mkv", 1920, 1080, 25, 75),
+]
 
 
 def machine() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.system()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.system()}"
+    )
 
 
 def bench_files(folder: Path) -> list[Path]:
@@ -121,7 +127,9 @@ def bench_synth() -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--only", default="decode,synth,job", help="comma list of: decode, synth, job")
     args = ap.parse_args()
     only = args.only.split(",")

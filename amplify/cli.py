@@ -43,7 +43,7 @@ VERBS = [
     Verb(
         "sheet",
         "sheet",
-        "amplify.synth.contact_sheet:SheetConfig",
+        "amplify.cli:SheetConfig",
         "amplify.cli:do_sheet",
         "contact sheet PNG of one scene under every condition",
     ),
@@ -90,6 +90,20 @@ class StatusConfig:
     """`amplify status`: what a dataset folder holds."""
 
     output: str = "out/dataset"
+
+
+@dataclass(frozen=True)
+class SheetConfig:
+    """`amplify sheet`: one synthetic scene under every weather x time of day, as one PNG
+    (plus a row of ground truth: semantic, instance, depth, boxes)."""
+
+    out: str = "contact_sheet.png"
+    seed: int = 0
+    frame: int = -1  # -1: the middle frame
+    width: int = 256
+    height: int = 128
+    intensity: float = 0.8
+    gt_row: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,10 +204,18 @@ def do_synth(cfg) -> int:
     return 0
 
 
-def do_sheet(cfg) -> int:
-    from amplify.synth.contact_sheet import write_sheet
+def do_sheet(cfg: SheetConfig) -> int:
+    from amplify.synth.contact_sheet import contact_sheet
 
-    path = write_sheet(cfg)
+    path = contact_sheet(
+        cfg.seed,
+        cfg.out,
+        frame=None if cfg.frame < 0 else cfg.frame,
+        width=cfg.width,
+        height=cfg.height,
+        intensity=cfg.intensity,
+        gt_row=cfg.gt_row,
+    )
     print(f"contact sheet: {path}")
     return 0
 
@@ -234,13 +256,15 @@ def do_status(cfg: StatusConfig) -> int:
 
 def do_demo(cfg: DemoConfig) -> int:
     from amplify.config import RunConfig, TrackingConfig
-    from amplify.synth.corpus import SynthConfig, make_corpus
+    from amplify.synth.contact_sheet import contact_sheet
+    from amplify.synth.corpus import SynthConfig, make_corpus, scene_seed
     from pipelines.run import run_job
 
     out = Path(cfg.out).resolve()
     corpus = out / "corpus"
     print(f"1/2 synthetic corpus: {cfg.clips} scene(s) under every condition -> {corpus}")
     make_corpus(SynthConfig(out=str(corpus), clips=cfg.clips, seed=cfg.seed))
+    sheet = contact_sheet(scene_seed(cfg.seed, 0), out / "contact_sheet.png")
     extra = []
     real = Path(cfg.real)
     if real.is_dir():
@@ -256,6 +280,7 @@ def do_demo(cfg: DemoConfig) -> int:
     result = run_job(run_cfg)
     print()
     print_result(result)
+    print(f"report:   {sheet}  (scene 0 under every condition, with ground truth)")
     return 0
 
 

@@ -111,12 +111,18 @@ def commit(out: str | Path, manifest: Manifest, staged: dict[str, list[str]]) ->
     """Move staged parts into place, then write the manifest (the commit point) and the card."""
     out = Path(out)
     stage = staging_dir(out, manifest.job_id)
+    # Part names are derived from content ids: a part an earlier job committed under the same
+    # name holds the same rows. Keep that one; listing it twice would duplicate rows.
+    earlier = {f for m in read_manifests(out) for fs in m.files.values() for f in fs}
     files: dict[str, list[str]] = {}
     for table, names in staged.items():
         (out / table).mkdir(parents=True, exist_ok=True)
         for name in sorted(names):
+            rel = f"{table}/{name}"
+            if rel in earlier:
+                continue
             os.replace(stage / table / name, out / table / name)
-            files.setdefault(table, []).append(f"{table}/{name}")
+            files.setdefault(table, []).append(rel)
     manifest.files = files
     mdir = out / "_manifests"
     mdir.mkdir(parents=True, exist_ok=True)

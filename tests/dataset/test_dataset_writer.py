@@ -81,3 +81,15 @@ def test_reader_rejects_another_schema_version(tmp_path):
     pq.write_table(table.replace_schema_metadata(meta), path)
     with pytest.raises(SchemaError, match="old.parquet: schema version 999"):
         check_schema(path)
+
+
+def test_a_part_committed_twice_is_listed_once(tmp_path):
+    out = tmp_path / "ds"
+    for job in ("j1", "j2"):
+        write_part(
+            to_table("errors", error_rows(2)), staging_dir(out, job) / "errors" / "same.parquet"
+        )
+        commit(
+            out, Manifest(job_id=job, created=now_iso(), config={}), {"errors": ["same.parquet"]}
+        )
+    assert read_table(out, "errors").num_rows == 2
