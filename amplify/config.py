@@ -39,9 +39,59 @@ class RayConfig:
     object_store_mb: int = 512  # embedded Ray only: the store holds encoded bytes, not video
 
 
+WEATHER_NAMES = ("clear", "rain", "fog", "snow")
+TIME_NAMES = ("day", "dusk", "night")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Which variations the world model makes of each ingested window (none: ingest only)."""
+
+    variations: list[str] = field(default_factory=list)  # "<weather>_<time_of_day>": rain_day, ...
+    intensity: float = 0.7
+    seeds: int = 1  # variations per (window, condition), seeds 0..seeds-1
+    match: str = "*"  # fnmatch on the source file name: which clips get variations
+    max_windows_per_clip: int = 0  # 0 = every window of a matching clip
+    checkpoint: str = "wfm-small"  # a name under checkpoints/wfm/ or a path
+    tokenizer: str = "tok-small"
+    steps: int = 12
+    guidance: float = 2.0
+    actors: int = 1  # model replicas (Ray actors), each loads the model once
+    num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
+
+    def __post_init__(self) -> None:
+        for v in self.variations:
+            weather, _, tod = v.partition("_")
+            if weather not in WEATHER_NAMES or tod not in TIME_NAMES:
+                raise ConfigError(
+                    "generate.variations",
+                    v,
+                    f"must be <weather>_<time_of_day> with weather in "
+                    f"{WEATHER_NAMES} and time of day in {TIME_NAMES}",
+                )
+        if not 0 <= self.intensity <= 1:
+            raise ConfigError("generate.intensity", self.intensity, "must be in [0, 1]")
+        if self.seeds < 1:
+            raise ConfigError("generate.seeds", self.seeds, "must be >= 1")
+        if self.steps < 1:
+            raise ConfigError("generate.steps", self.steps, "must be >= 1")
+        if self.actors < 1:
+            raise ConfigError("generate.actors", self.actors, "must be >= 1")
+        if self.num_gpus < 0:
+            raise ConfigError("generate.num_gpus", self.num_gpus, "must be >= 0")
+
+    def fingerprint(self) -> str:
+        """What decides the generated rows: a rerun with other variations is new work."""
+        return (
+            f"{','.join(sorted(self.variations))}|i{self.intensity:g}|s{self.seeds}|{self.match}|"
+            f"m{self.max_windows_per_clip}|{self.checkpoint}|{self.tokenizer}|{self.steps}|{self.guidance:g}"
+        )
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """`amplify run`: ingest every clip under `input` into the dataset at `output`."""
+    """`amplify run`: ingest every clip under `input`, generate the requested variations of each
+    window with the world model, and write it all as one dataset at `output`."""
 
     input: str = ""
     output: str = "out/dataset"
@@ -49,6 +99,7 @@ class RunConfig:
     job_id: str = ""  # empty: a timestamped id
     validation_fraction: float = 0.1  # of source clips (by content hash), never by window
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 

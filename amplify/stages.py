@@ -3,6 +3,7 @@
     1 hash_input     path -> content hash (dedupe, resume) or an error row
     2 ingest_clip    probe + decode + window + labels -> staged `frames`/`clips` parts
                      (runs in a child process with a time limit: `ingest_clip_isolated`)
+    3 generate_clip  one staged window -> its variations by the world model (labels carried)
 
 Every failure becomes an error row (clip, stage, error type, message): a job never aborts on a bad
 clip, and every input ends as rows or as an error row.
@@ -25,7 +26,7 @@ from amplify.errors import CorruptVideoError, DecodeTimeoutError, InputError
 from amplify.io.ingest import IngestConfig, Window, iter_windows
 from amplify.io.isolated import Crashed, Timeout, call_isolated
 from amplify.io.probe import content_hash, probe
-from amplify.labels import sidecar_for
+from amplify.labels import Box, ClipLabels, sidecar_for
 
 WINDOWS_PER_PART = 32  # ~2-3 MB per frames part at 256x128 PNG
 
@@ -278,3 +279,145 @@ def _remove_staged(task: ClipTask) -> None:
             (stage / table).glob(f"{task.source_id}-*.parquet") if (stage / table).is_dir() else []
         ):
             Path(p).unlink(missing_ok=True)
+
+
+# 3. Generate -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateTarget:
+    """One ingested window (staged parts) and the variations to make of it."""
+
+    frames_part: str
+    clips_part: str
+    clip_id: str
+    source_path: str
+    sha256: str
+    out: str
+    job_id: str
+    variations: tuple[str, ...]
+    intensity: float
+    seeds: int
+
+
+def read_clip(frames_part: str, clip_id: str) -> tuple[np.ndarray, list[dict]]:
+    """The frames of one clip from a `frames` part: (T, H, W, 3) uint8 and their rows."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(frames_part, filters=[("clip_id", "=", clip_id)]).to_pylist()
+    rows.sort(key=lambda r: r["frame_index"])
+    images = np.stack(
+        [np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")) for r in rows]
+    )
+    return images, rows
+
+
+def labels_of(rows: list[dict]) -> ClipLabels | None:
+    """The boxes of a clip's frame rows as `ClipLabels` (None when the clip has none)."""
+    if not any(r["boxes"] for r in rows):
+        return None
+    cats = tuple(sorted({b["category"] for r in rows for b in r["boxes"]}))
+    frames = tuple(
+        tuple(
+            Box(b["track_id"], b["category"], b["x0"], b["y0"], b["x1"], b["y1"])
+            for b in r["boxes"]
+        )
+        for r in rows
+    )
+    return ClipLabels(
+        width=rows[0]["width"], height=rows[0]["height"], categories=cats, frames=frames
+    )
+
+
+def generate_clip(generator, target: GenerateTarget) -> dict:
+    """Every requested variation of one window: staged `frames`/`clips` parts, or an error row.
+
+    The variation keeps the source's geometry, so its boxes are the source's boxes (labels stay
+    true); its condition columns say what was requested; `parent_clip_id` is the source window.
+    """
+    import pyarrow.parquet as pq
+
+    from amplify.synth.conditions import Condition
+
+    t0 = time.perf_counter()
+    base = {"clip_id": target.clip_id, "path": target.source_path, "parts": {}, "counts": {}}
+    try:
+        frames, rows = read_clip(target.frames_part, target.clip_id)
+        (src_clip,) = pq.read_table(
+            target.clips_part, filters=[("clip_id", "=", target.clip_id)]
+        ).to_pylist()
+        labels = labels_of(rows)
+        T, H, W, _ = frames.shape
+        layout = None
+        if labels is not None:
+            from amplify.wfm.controls import layout_raster
+
+            layout = layout_raster(labels, T, H, W)
+        frame_rows, clip_rows = [], []
+        for variation in target.variations:
+            weather, _, tod = variation.partition("_")
+            cond = Condition(weather, tod, target.intensity)
+            for seed in range(target.seeds):
+                images = generator.generate(frames, cond, seed=seed, layout=layout)  # (T, H, W, 3)
+                cid = S.clip_id(
+                    src_clip["source_id"],
+                    src_clip["ingest"],
+                    src_clip["window_index"],
+                    variation,
+                    seed,
+                )
+                fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
+                for r, img in zip(rows, images, strict=True):
+                    frame_rows.append(
+                        {
+                            **r,
+                            "frame_id": S.frame_id(cid, r["frame_index"]),
+                            "clip_id": cid,
+                            "variation": variation,
+                            "image": {"bytes": encode_image(img, fmt), "path": None},
+                            "weather": weather,
+                            "time_of_day": tod,
+                            "intensity": target.intensity,
+                        }
+                    )
+                clip_rows.append(
+                    {
+                        **src_clip,
+                        "clip_id": cid,
+                        "variation": variation,
+                        "weather": weather,
+                        "time_of_day": tod,
+                        "intensity": target.intensity,
+                        "seed": seed,
+                        "generator": generator.name,
+                        "checkpoint_sha256": generator.checkpoint_sha256,
+                        "parent_clip_id": target.clip_id,
+                    }
+                )
+        stage = staging_dir(target.out, target.job_id)
+        name = f"{src_clip['source_id']}-gen-{target.clip_id[:8]}.parquet"
+        write_part(to_table("frames", frame_rows), stage / "frames" / name)
+        write_part(to_table("clips", clip_rows), stage / "clips" / name)
+        counts = {"variations": len(clip_rows), "frames": len(frame_rows)}
+        parts = {"frames": [name], "clips": [name]}
+        return {
+            **base,
+            "status": "ok",
+            "parts": parts,
+            "counts": counts,
+            "seconds": time.perf_counter() - t0,
+            "error": None,
+        }
+    except Exception as exc:  # one window failing never stops the others
+        return {
+            **base,
+            "status": "error",
+            "seconds": time.perf_counter() - t0,
+            "error": error_row(
+                target.source_path,
+                f"generate:{target.clip_id[:8]}",
+                exc,
+                target.job_id,
+                target.sha256,
+            ),
+        }

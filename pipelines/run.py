@@ -5,14 +5,16 @@
     2 plan            dedupe by content, skip what earlier jobs committed     (driver)
     3 ingest          probe + decode + window + labels -> staged parts        (Ray tasks, each
                       clip in a child process with a time limit)
-    4 commit          errors part, parts into place, manifest, card, MLflow   (driver)
+    4 generate        each staged window x requested variation -> world model (Ray actor pool:
+                      the model loads once per actor; encoded frames on disk between stages)
+    5 commit          errors part, parts into place, manifest, card, MLflow   (driver)
 
 The stages themselves are plain functions in `amplify.stages`; this module only wires them.
-Later stages (tokenize, generate, detokenize) slot in between 3 and 4 as actor pools.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 import uuid
@@ -34,7 +36,15 @@ from amplify.dataset.writer import (
 )
 from amplify.errors import DuplicateClipError
 from amplify.io.ingest import IngestConfig, list_inputs
-from amplify.stages import ClipTask, error_row, hash_input, ingest_clip_isolated, source_key
+from amplify.stages import (
+    ClipTask,
+    GenerateTarget,
+    error_row,
+    generate_clip,
+    hash_input,
+    ingest_clip_isolated,
+    source_key,
+)
 from amplify.tracking import job_run, tracking_uri
 
 
@@ -87,8 +97,63 @@ def _ingest_row(row: dict) -> dict:
         ingest=IngestConfig(**row["ingest"]),
     )
     result = ingest_clip_isolated(task)
+    result["key"] = row["key"]  # the plan's key also covers the requested variations
     # Ray Data rows must be Arrow-friendly: nested dicts of scalars and lists are.
     return {"result": result}
+
+
+class GenerateVariations:
+    """Ray actor: loads the world model once, then makes the variations of one window per row."""
+
+    def __init__(
+        self, checkpoint: str, tokenizer: str, steps: int, guidance: float, device: str
+    ) -> None:
+        from amplify.wfm.generate import Generator
+
+        self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance)
+        self.gen.name = f"wfm:{checkpoint}"
+
+    def __call__(self, batch: dict) -> dict:
+        results = []
+        for target in batch["target"]:
+            results.append(generate_clip(self.gen, GenerateTarget(**target)))
+        return {"result": results}
+
+
+def generate_targets(
+    cfg: RunConfig, out: Path, job_id: str, done_sources: list[dict]
+) -> list[dict]:
+    """The staged windows that get variations: matching source names, up to N windows each."""
+    import pyarrow.parquet as pq
+
+    g = cfg.generate
+    stage = staging_dir(out, job_id)
+    targets = []
+    for res in done_sources:
+        if not fnmatch.fnmatch(Path(res["path"]).name, g.match):
+            continue
+        for name in res["parts"].get("clips", []):
+            clips = pq.read_table(
+                stage / "clips" / name, columns=["clip_id", "window_index"]
+            ).to_pylist()
+            for c in sorted(clips, key=lambda c: c["window_index"]):
+                if g.max_windows_per_clip and c["window_index"] >= g.max_windows_per_clip:
+                    continue
+                targets.append(
+                    {
+                        "frames_part": str(stage / "frames" / name),
+                        "clips_part": str(stage / "clips" / name),
+                        "clip_id": c["clip_id"],
+                        "source_path": res["path"],
+                        "sha256": res["sha256"],
+                        "out": str(out),
+                        "job_id": job_id,
+                        "variations": tuple(g.variations),
+                        "intensity": g.intensity,
+                        "seeds": g.seeds,
+                    }
+                )
+    return targets
 
 
 def new_job_id() -> str:
@@ -103,6 +168,13 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
     out.mkdir(parents=True, exist_ok=True)
     job_id = cfg.job_id or new_job_id()
     timings: dict[str, float] = {}
+
+    if cfg.generate.variations:  # fail before any work, not in an actor an hour in
+        from amplify.tokenizer.checkpoint import resolve_checkpoint as tokenizer_file
+        from amplify.wfm.checkpoint import resolve_checkpoint as wfm_file
+
+        wfm_file(cfg.generate.checkpoint)
+        tokenizer_file(cfg.generate.tokenizer)
 
     # 0. Recover from an interrupted job.
     recover(out, log=log)
@@ -137,7 +209,9 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 errors.append(r["error"])
             continue
         sha, path = r["sha256"], r["path"]
-        key = source_key(sha, r["labels_sha256"], cfg.ingest)
+        key = source_key(sha, r["labels_sha256"], cfg.ingest) + (
+            f"/{cfg.generate.fingerprint()}" if cfg.generate.variations else ""
+        )
         earlier = first_path.get(sha) or done_paths.get(sha)
         if earlier is not None and earlier != path:
             dup = DuplicateClipError(
@@ -158,6 +232,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 "path": path,
                 "sha256": sha,
                 "labels_sha256": r["labels_sha256"],
+                "key": key,
                 "out": str(out),
                 "job_id": job_id,
                 "split": S.split_of(S.source_id(sha), cfg.validation_fraction),
@@ -178,7 +253,10 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
         "windows": 0,
         "frames": 0,
         "boxes": 0,
+        "variations": 0,
+        "generated_frames": 0,
     }
+    ok_sources: list[dict] = []
     if tasks:
         with warnings.catch_warnings():
             # Ray Data retries a dying task forever by default; an explicit limit has no named
@@ -198,6 +276,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                     counts[k] += c[k]
                 for table, names in res["parts"].items():
                     staged[table] += list(names)
+                ok_sources.append(res)
                 sources[res["key"]] = {"path": res["path"], "status": "ok", "windows": c["windows"]}
                 log(
                     f"[{i}/{len(tasks)}] {name}: {c['windows']} window(s), {c['frames']} frames ({res['seconds']:.1f} s)"
@@ -215,7 +294,53 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 )
     timings["ingest_s"] = time.perf_counter() - t
 
-    # 4. Commit.
+    # 4. Generate: the world model makes each requested variation of each staged window.
+    g = cfg.generate
+    targets = generate_targets(cfg, out, job_id, ok_sources) if g.variations else []
+    if targets:
+        t = time.perf_counter()
+        log(
+            f"generate: {len(targets)} window(s) x {len(g.variations)} variation(s) x {g.seeds} seed(s) with {g.checkpoint}"
+        )
+        device = "cuda" if g.num_gpus > 0 else "cpu"
+        ds = ray.data.from_items(
+            [{"target": tg} for tg in targets], override_num_blocks=len(targets)
+        )
+        ds = ds.map_batches(
+            GenerateVariations,
+            fn_constructor_kwargs={
+                "checkpoint": g.checkpoint,
+                "tokenizer": g.tokenizer,
+                "steps": g.steps,
+                "guidance": g.guidance,
+                "device": device,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=g.actors),
+            num_gpus=g.num_gpus,
+            num_cpus=1,
+        )
+        for i, row in enumerate(ds.iter_rows(), 1):
+            res = row["result"]
+            name = Path(res["path"]).name
+            if res["status"] == "ok":
+                counts["variations"] += res["counts"]["variations"]
+                counts["generated_frames"] += res["counts"]["frames"]
+                for table, names in res["parts"].items():
+                    staged[table] += list(names)
+                log(
+                    f"[{i}/{len(targets)}] {name} window {res['clip_id'][:8]}: {res['counts']['variations']} variation(s) ({res['seconds']:.1f} s)"
+                )
+            else:
+                errors.append(res["error"])
+                log(
+                    f"[{i}/{len(targets)}] {name}: {res['error']['error_type']}: {res['error']['message']}"
+                )
+        timings["generate_s"] = time.perf_counter() - t
+        if counts["variations"]:
+            timings["s_per_variation"] = timings["generate_s"] / counts["variations"]
+
+    # 5. Commit.
     for e in errors:
         sources[e["error_id"]] = {
             "path": e["source_path"],
@@ -252,8 +377,8 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
             run_id = run.info.run_id
     log(
         f"job {job_id} committed: {counts['clips_ok']} clip(s) -> {counts['windows']} window(s), "
-        f"{counts['frames']} frames; {counts['errors']} error(s); {counts['skipped']} skipped "
-        f"({timings['total_s']:.1f} s)"
+        f"{counts['frames']} frames, {counts['variations']} variation(s); {counts['errors']} "
+        f"error(s); {counts['skipped']} skipped ({timings['total_s']:.1f} s)"
     )
     return JobResult(
         job_id=job_id,
