@@ -6,6 +6,8 @@
     amplify status output=DIR                     committed jobs and counts of a dataset
     amplify train tokenizer ...                   train the video tokenizer (Ray Train)
     amplify eval tokenizer input=DIR              tokenizer reconstruction quality and speed
+    amplify train wfm ... / eval wfm ...          the conditional world model
+    amplify train classifier ...                  the condition classifier eval wfm scores with
     amplify demo                                  synth + run on the embedded defaults
 
 `amplify VERB --help` shows the verb's config with its defaults. Heavy imports (Ray, MLflow,
@@ -74,6 +76,27 @@ VERBS = [
         "amplify.tokenizer.evaluate:TokenizerEvalConfig",
         "amplify.tokenizer.evaluate:evaluate",
         "tokenizer reconstruction PSNR/SSIM and speed",
+    ),
+    Verb(
+        "train wfm",
+        "train_wfm",
+        "pipelines.train_wfm:WFMTrainConfig",
+        "pipelines.train_wfm:train",
+        "train the conditional world model on Ray Train",
+    ),
+    Verb(
+        "eval wfm",
+        "eval_wfm",
+        "amplify.wfm.evaluate:WFMEvalConfig",
+        "amplify.wfm.evaluate:evaluate",
+        "world model vs ground-truth twins and baselines",
+    ),
+    Verb(
+        "train classifier",
+        "train_classifier",
+        "amplify.eval.classifier:ClassifierTrainConfig",
+        "amplify.eval.classifier:train_classifier",
+        "train the condition classifier used by eval wfm",
     ),
     Verb(
         "demo",

@@ -51,3 +51,15 @@ def test_console_script_runs():
         [sys.executable, "-m", "amplify", "--help"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("usage: amplify")
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=lambda v: v.name)
+def test_every_verb_has_a_config_and_help(capsys, verb):
+    from amplify.cli import _resolve
+    from amplify.config import CONFIG_DIR, load_config
+
+    assert (CONFIG_DIR / f"{verb.config}.yaml").is_file()
+    assert main([*verb.name.split(), "--help"]) == 0
+    assert callable(_resolve(verb.handler))
+    if verb.name not in ("run",):  # run needs input=
+        load_config(verb.config, _resolve(verb.schema), [])
