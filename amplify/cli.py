@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplify.errors import AmplifyError, ConfigError
@@ -137,6 +137,11 @@ class DemoConfig:
     clips: int = 2
     seed: int = 0
     real: str = "../shared/data/real"  # added when present
+    # The world model turns clear-day synthetic clips and real footage into these conditions
+    # (first window of each clip, to keep the demo to a few minutes on a laptop CPU).
+    variations: list[str] = field(
+        default_factory=lambda: ["rain_day", "fog_day", "snow_day", "clear_dusk", "clear_night"]
+    )
 
 
 def _resolve(ref: str):
@@ -278,7 +283,7 @@ def do_status(cfg: StatusConfig) -> int:
 
 
 def do_demo(cfg: DemoConfig) -> int:
-    from amplify.config import RunConfig, TrackingConfig
+    from amplify.config import GenerateConfig, RunConfig, TrackingConfig
     from amplify.synth.contact_sheet import contact_sheet
     from amplify.synth.corpus import SynthConfig, make_corpus, scene_seed
     from pipelines.run import run_job
@@ -293,11 +298,18 @@ def do_demo(cfg: DemoConfig) -> int:
     if real.is_dir():
         extra.append(str(real.resolve()))
         print(f"    + real clips from {real}")
-    print("2/2 job: ingest -> Parquet dataset (embedded Ray, local MLflow)")
+    print(
+        "2/2 job: ingest -> world-model variations -> Parquet dataset (embedded Ray, local MLflow)"
+    )
     run_cfg = RunConfig(
         input=str(corpus),
         output=str(out / "dataset"),
         extra_inputs=extra,
+        generate=GenerateConfig(
+            variations=list(cfg.variations),
+            source_conditions=["clear_day", "unknown"],
+            max_windows_per_clip=1,
+        ),
         tracking=TrackingConfig(uri=f"sqlite:///{out / 'mlflow.db'}"),
     )
     result = run_job(run_cfg)

@@ -50,7 +50,10 @@ class GenerateConfig:
     variations: list[str] = field(default_factory=list)  # "<weather>_<time_of_day>": rain_day, ...
     intensity: float = 0.7
     seeds: int = 1  # variations per (window, condition), seeds 0..seeds-1
-    match: str = "*"  # fnmatch on the source file name: which clips get variations
+    match: list[str] = field(default_factory=lambda: ["*"])  # fnmatch patterns on file names
+    # Only windows whose source condition is one of these ("clear_day"; "unknown" for footage
+    # without a condition label); empty = any.
+    source_conditions: list[str] = field(default_factory=list)
     max_windows_per_clip: int = 0  # 0 = every window of a matching clip
     checkpoint: str = "wfm-small"  # a name under checkpoints/wfm/ or a path
     tokenizer: str = "tok-small"
@@ -84,6 +87,7 @@ class GenerateConfig:
         """What decides the generated rows: a rerun with other variations is new work."""
         return (
             f"{','.join(sorted(self.variations))}|i{self.intensity:g}|s{self.seeds}|{self.match}|"
+            f"{self.source_conditions}|"
             f"m{self.max_windows_per_clip}|{self.checkpoint}|{self.tokenizer}|{self.steps}|{self.guidance:g}"
         )
 

@@ -130,14 +130,16 @@ def generate_targets(
     stage = staging_dir(out, job_id)
     targets = []
     for res in done_sources:
-        if not fnmatch.fnmatch(Path(res["path"]).name, g.match):
+        if not any(fnmatch.fnmatch(Path(res["path"]).name, m) for m in g.match):
             continue
         for name in res["parts"].get("clips", []):
-            clips = pq.read_table(
-                stage / "clips" / name, columns=["clip_id", "window_index"]
-            ).to_pylist()
+            columns = ["clip_id", "window_index", "weather", "time_of_day"]
+            clips = pq.read_table(stage / "clips" / name, columns=columns).to_pylist()
             for c in sorted(clips, key=lambda c: c["window_index"]):
                 if g.max_windows_per_clip and c["window_index"] >= g.max_windows_per_clip:
+                    continue
+                condition = f"{c['weather']}_{c['time_of_day']}" if c["weather"] else "unknown"
+                if g.source_conditions and condition not in g.source_conditions:
                     continue
                 targets.append(
                     {

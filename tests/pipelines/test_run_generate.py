@@ -45,7 +45,7 @@ def test_variations_carry_labels_condition_and_lineage(tmp_path, tiny_checkpoint
         ingest=IngestConfig(fps=10, width=64, height=32, window=9, stride=9),
         generate=GenerateConfig(
             variations=["rain_day", "clear_night"],
-            match="drive*",
+            match=["drive*"],
             checkpoint=wfm,
             tokenizer=tok,
             steps=2,
