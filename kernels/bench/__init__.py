@@ -1,0 +1,1 @@
+"""Kernel benchmarks (CUDA only): `python -m kernels.bench.attention`."""
