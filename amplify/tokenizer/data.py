@@ -1,0 +1,90 @@
+"""Clips for the tokenizer: ingest windows as tensors, held-out splits, random training crops.
+
+Clips come through the normal ingest (`amplify.io.ingest`), so training and evaluation see what a
+job sees. Synthetic clips are split by scene index (every variation of a held-out scene is held
+out); other clips by a stable hash of their name.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from amplify.errors import InputError
+
+_SCENE = re.compile(r"scene_(\d+)")
+
+
+def scene_key(path: str | Path) -> int:
+    """Scene index of a synthetic clip (`scene_0012_rain_day.mp4` -> 12), else a name hash."""
+    m = _SCENE.search(Path(path).name)
+    return int(m.group(1)) if m else zlib.crc32(Path(path).stem.encode())
+
+
+def split_inputs(paths: Sequence[Path], holdout_every: int) -> tuple[list[Path], list[Path]]:
+    """(train, held_out): scene k is held out when k % holdout_every == 0 (0 = nothing held out)."""
+    if holdout_every <= 0:
+        return list(paths), []
+    held = [p for p in paths if scene_key(p) % holdout_every == 0]
+    return [p for p in paths if p not in set(held)], held
+
+
+def load_windows(
+    paths: Sequence[Path], ingest_cfg: object
+) -> tuple[list[np.ndarray], list[InputError]]:
+    """All windows of the given clips as (T, H, W, 3) uint8; bad clips come back as errors."""
+    from amplify.io.ingest import read_windows
+
+    windows: list[np.ndarray] = []
+    errors: list[InputError] = []
+    for p in paths:
+        try:
+            windows.extend(w.frames for w in read_windows(p, ingest_cfg))
+        except InputError as e:
+            errors.append(e)
+    return windows, errors
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (1, 3, T, H, W) float in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
+    return (t / 127.5 - 1).unsqueeze(0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    y = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return y.permute(1, 2, 3, 0).numpy()
+
+
+class CropSampler:
+    """Random (frames x crop_h x crop_w) crops of random windows, flipped left-right at random."""
+
+    def __init__(
+        self, windows: list[np.ndarray], frames: int, crop_h: int, crop_w: int, seed: int
+    ) -> None:
+        usable = [w for w in windows if w.shape[0] >= frames]
+        if not usable:
+            raise ValueError(f"no window has >= {frames} frames ({len(windows)} windows)")
+        self.windows, self.frames, self.crop = usable, frames, (crop_h, crop_w)
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = []
+        ch, cw = self.crop
+        for _ in range(size):
+            w = self.windows[self.rng.integers(len(self.windows))]
+            T, H, W, _ = w.shape
+            t0 = self.rng.integers(T - self.frames + 1)
+            y0 = self.rng.integers(H - min(ch, H) + 1) // 8 * 8
+            x0 = self.rng.integers(W - min(cw, W) + 1) // 8 * 8
+            clip = w[t0 : t0 + self.frames, y0 : y0 + ch, x0 : x0 + cw]
+            if self.rng.random() < 0.5:
+                clip = clip[:, :, ::-1]
+            out.append(to_tensor(clip))
+        return torch.cat(out)  # (B, 3, T, ch, cw)
