@@ -134,7 +134,7 @@ class DemoConfig:
     """`amplify demo`: a small synthetic corpus plus the real clips, through the job."""
 
     out: str = "demo_out"
-    clips: int = 2
+    clips: int = 1
     seed: int = 0
     real: str = "../shared/data/real"  # added when present
     # The world model turns clear-day synthetic clips and real footage into these conditions

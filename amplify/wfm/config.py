@@ -1,0 +1,121 @@
+"""The world model's one config dataclass, its named sizes, and the control and condition vocab.
+
+Every size derives from a few dials: `dim` (token width), `depth` (blocks), `heads`, `patch`
+(latent cells per token side). A clip of 1 + 4k frames at H x W has 1 + k latent frames of
+`latent_channels` x H/8 x W/8 (the tokenizer's 4x8x8), so (H/8/patch) * (W/8/patch) tokens per
+latent frame: 128 at the default 128x256 with patch 2.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from amplify.errors import ConfigError
+from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS
+
+# Structure controls: name -> (channels per frame, pixel pooling factor). A control map of
+# (T, H, W, C) becomes (4C, 1+k, H/f, W/f): 4 frames per latent frame stacked on channels.
+CONTROLS: dict[str, tuple[int, int]] = {
+    "edges": (1, 4),
+    "blur": (3, 4),
+    "layout": (5, 8),  # car, truck, pedestrian, cyclist, other
+    "depth": (1, 8),
+}
+# The source clip's own tokenizer latents (C, 1+k, H/8, W/8): already on the latent grid.
+SOURCE = "source"
+ALL_CONTROLS: tuple[str, ...] = (*CONTROLS, SOURCE)
+LAYOUT_CATEGORIES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
+# Scenario / agent-edit ids: 0 = none; later issues append names here (ids are positions).
+SCENARIOS: tuple[str, ...] = ("none",)
+
+
+@dataclass(frozen=True)
+class WFMConfig:
+    """Shape of the conditional diffusion transformer over tokenizer latents.
+
+    dim, depth, heads: transformer width, blocks, attention heads (head dim = dim / heads).
+    patch: latent cells per token side. latent_channels: the tokenizer's latent channels.
+    rope_split: head-dim channels given to (time, height, width) rotary positions; sums to the
+    head dim, each even. scenarios: size of the scenario/agent-edit embedding table (id 0 = none).
+    controls: the structure controls the model accepts (names in ALL_CONTROLS).
+    """
+
+    name: str = "custom"
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    patch: int = 2
+    latent_channels: int = 16
+    rope_split: tuple[int, int, int] = (16, 24, 24)
+    rope_theta: float = 100.0
+    scenarios: int = 16
+    controls: tuple[str, ...] = ("edges", "blur", "layout", "depth", "source")
+    tokenizer: str = "tok-small"  # the tokenizer whose latents this model was trained on
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rope_split", tuple(int(v) for v in self.rope_split))
+        object.__setattr__(self, "controls", tuple(str(c) for c in self.controls))
+        if self.dim < 8 or self.heads < 1 or self.dim % self.heads:
+            raise ConfigError("dim", self.dim, f"must be >= 8 and divisible by heads={self.heads}")
+        if self.depth < 1:
+            raise ConfigError("depth", self.depth, "must be >= 1")
+        if self.patch < 1:
+            raise ConfigError("patch", self.patch, "must be >= 1")
+        if len(self.rope_split) != 3 or any(v % 2 or v < 0 for v in self.rope_split):
+            raise ConfigError("rope_split", self.rope_split, "need three even sizes")
+        if sum(self.rope_split) != self.head_dim:
+            raise ConfigError(
+                "rope_split", self.rope_split, f"must sum to head dim {self.head_dim}"
+            )
+        for c in self.controls:
+            if c not in ALL_CONTROLS:
+                raise ConfigError("controls", self.controls, f"{c!r} not in {ALL_CONTROLS}")
+        if self.scenarios < 1:
+            raise ConfigError("scenarios", self.scenarios, "must be >= 1 (id 0 = none)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def num_weathers(self) -> int:
+        return len(WEATHERS)
+
+    @property
+    def num_times(self) -> int:
+        return len(TIMES_OF_DAY)
+
+    def tokens_per_frame(self, h: int, w: int) -> int:
+        """Tokens per latent frame for a latent grid of h x w cells."""
+        if h % self.patch or w % self.patch:
+            raise ValueError(f"latent grid {h}x{w} is not a multiple of patch={self.patch}")
+        return (h // self.patch) * (w // self.patch)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WFMConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+WFM_CONFIGS: dict[str, WFMConfig] = {
+    # Tests: a forward pass in milliseconds; pairs with tok-tiny (16 latent channels too).
+    "wfm-tiny": WFMConfig(
+        name="wfm-tiny", dim=32, depth=2, heads=2, rope_split=(4, 6, 6), tokenizer="tok-tiny"
+    ),
+    # The shipped default: ~9 GFLOP per forward over 640 tokens (17x128x256), 12 steps x 2 (CFG)
+    # passes in a few seconds on 2 CPU cores.
+    "wfm-small": WFMConfig(name="wfm-small", dim=256, depth=6, heads=4, rope_split=(16, 24, 24)),
+    # A wider sibling for GPU runs.
+    "wfm-base": WFMConfig(name="wfm-base", dim=384, depth=8, heads=6, rope_split=(16, 24, 24)),
+}
+
+
+def get_config(name: str) -> WFMConfig:
+    if name not in WFM_CONFIGS:
+        raise ConfigError("wfm", name, f"unknown size; known: {sorted(WFM_CONFIGS)}")
+    return WFM_CONFIGS[name]
