@@ -259,6 +259,8 @@ def do_run(cfg) -> int:
 def print_result(result) -> None:
     print(f"dataset:  {result.output}  (frames/, clips/, errors/, README.md)")
     print(f"manifest: {result.manifest}")
+    if result.report:
+        print(f"report:   {result.report}  (source vs variations, middle frame, boxes drawn)")
     if result.mlflow_run_id:
         print(
             f"mlflow:   run {result.mlflow_run_id} in {result.tracking_uri}  (mlflow ui --backend-store-uri {result.tracking_uri})"
@@ -315,7 +317,7 @@ def do_demo(cfg: DemoConfig) -> int:
     result = run_job(run_cfg)
     print()
     print_result(result)
-    print(f"report:   {sheet}  (scene 0 under every condition, with ground truth)")
+    print(f"synth:    {sheet}  (the synthetic scene as rendered under every condition)")
     return 0
 
 

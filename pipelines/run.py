@@ -56,6 +56,7 @@ class JobResult:
     counts: dict
     mlflow_run_id: str | None
     tracking_uri: str | None
+    report: str | None = None
 
 
 def init_ray(cfg: RayConfig) -> None:
@@ -366,6 +367,11 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
     run_id = None
     with job_run(cfg.tracking, f"run {job_id}", cfg, {"job_id": job_id, "output": str(out)}) as run:
         mpath = commit(out, manifest, {k: v for k, v in staged.items() if v})
+        report = None
+        if counts["variations"]:
+            from amplify.report import variations_sheet
+
+            report = variations_sheet(out, out / "_reports" / f"{job_id}.png")
         if run is not None:
             import mlflow
 
@@ -375,6 +381,8 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 mlflow.log_metric("ingest_frames_per_s", counts["frames"] / timings["ingest_s"])
             mlflow.log_artifact(str(mpath), artifact_path="manifest")
             mlflow.log_artifact(str(out / "README.md"), artifact_path="dataset")
+            if report is not None:
+                mlflow.log_artifact(str(report), artifact_path="report")
             mlflow.set_tag("dataset", str(out))
             run_id = run.info.run_id
     log(
@@ -389,4 +397,5 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
         counts=counts,
         mlflow_run_id=run_id,
         tracking_uri=tracking_uri(cfg.tracking) if cfg.tracking.enabled else None,
+        report=str(report) if report is not None else None,
     )

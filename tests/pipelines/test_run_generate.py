@@ -69,6 +69,11 @@ def test_variations_carry_labels_condition_and_lineage(tmp_path, tiny_checkpoint
     # geometry is kept, so the labels are carried to every generated frame
     assert all(f["boxes"] and f["boxes"][0]["category"] == "car" for f in night)
     assert len({f["frame_id"] for f in frames}) == len(frames)
+    # the visual report: one row per source window with variations, source + 2 columns
+    from PIL import Image
+
+    sheet = Image.open(result.report)
+    assert sheet.width == 3 * 64 and sheet.height >= 2 * 32
 
 
 def test_unknown_variation_is_refused():
