@@ -1,0 +1,1 @@
+"""Evaluation of generated variations: metrics, the condition classifier, classical baselines."""
