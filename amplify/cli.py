@@ -2,7 +2,7 @@
 
     amplify synth out=DIR clips=N seed=S          synthetic labelled corpus
     amplify sheet out=sheet.png seed=S            contact sheet: one scene under every condition
-    amplify run input=DIR output=DIR              the amplification job (ingest in this version)
+    amplify run input=DIR output=DIR              the amplification job: ingest + variations
     amplify status output=DIR                     committed jobs and counts of a dataset
     amplify train tokenizer ...                   train the video tokenizer (Ray Train)
     amplify eval tokenizer input=DIR              tokenizer reconstruction quality and speed
@@ -54,7 +54,7 @@ VERBS = [
         "run",
         "amplify.config:RunConfig",
         "amplify.cli:do_run",
-        "run the amplification job (ingest clips into a Parquet dataset)",
+        "the amplification job: ingest clips, generate variations, write Parquet",
     ),
     Verb(
         "status",
