@@ -38,8 +38,8 @@ def test_config_validation():
     assert TokenizerTrainConfig(data="a,b").data == ("a", "b")
 
 
-# Two Ray Train runs: 60-90 s on the shared 2-core machine (Ray start-up dominates).
-@pytest.mark.slow
+# Two Ray Train runs: ~50-90 s on the shared 2-core machine (Ray start-up dominates). In the
+# default run: it is the proof that a killed training resumes from its last checkpoint.
 def test_train_stop_and_resume(tmp_path):
     pytest.importorskip("ray")
     from pipelines.train_tokenizer import TokenizerTrainConfig, train
