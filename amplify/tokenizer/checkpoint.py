@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from amplify.errors import ConfigError
+from amplify.checkpoints import resolve_checkpoint as resolve
+from amplify.checkpoints import save_checkpoint
 from amplify.tokenizer.config import TokenizerConfig
 from amplify.tokenizer.model import CausalVideoTokenizer
 
@@ -27,24 +28,12 @@ def save_tokenizer(
     meta: dict | None = None,
 ) -> Path:
     """Write PATH.safetensors and PATH.json (config + `meta`); returns the safetensors path."""
-    path = Path(path).with_suffix(".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    cfg = json.loads(model.cfg.to_json())
-    save_file(state, str(path), metadata={"config": json.dumps(cfg)})
-    doc = {"config": cfg, **(meta or {})}
-    path.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    return path
+    return save_checkpoint(model, path, dtype, meta)
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A registry name (committed file) or a path -> the .safetensors path; raises if absent."""
-    p = Path(name_or_path)
-    candidates = [p, p.with_suffix(".safetensors"), CHECKPOINT_DIR / f"{name_or_path}.safetensors"]
-    for c in candidates:
-        if c.suffix == ".safetensors" and c.is_file():
-            return c
-    raise ConfigError("tokenizer", str(name_or_path), f"no checkpoint (looked in {CHECKPOINT_DIR})")
+    return resolve(name_or_path, "tokenizer")
 
 
 def load_tokenizer(

@@ -14,8 +14,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from amplify.checkpoints import resolve_checkpoint as resolve
+from amplify.checkpoints import save_checkpoint
 from amplify.errors import ConfigError
 from amplify.wfm.config import WFMConfig
 from amplify.wfm.model import WorldModel
@@ -42,26 +44,12 @@ def save_wfm(
 
     The latent statistics stay float32 whatever `dtype` the weights are stored in.
     """
-    path = Path(path).with_suffix(".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to("cpu", torch.float32 if k.startswith("latent_") else dtype).contiguous()
-        for k, v in model.state_dict().items()
-    }
-    cfg = json.loads(model.cfg.to_json())
-    save_file(state, str(path), metadata={"config": json.dumps(cfg)})
-    doc = {"config": cfg, **(meta or {})}
-    path.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    return path
+    return save_checkpoint(model, path, dtype, meta, keep_fp32=("latent_",))
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A registry name (committed file) or a path -> the .safetensors path; raises if absent."""
-    p = Path(name_or_path)
-    for c in (p, p.with_suffix(".safetensors"), CHECKPOINT_DIR / f"{name_or_path}.safetensors"):
-        if c.suffix == ".safetensors" and c.is_file():
-            return c
-    raise ConfigError("wfm", str(name_or_path), f"no checkpoint (looked in {CHECKPOINT_DIR})")
+    return resolve(name_or_path, "wfm")
 
 
 def read_meta(path: str | Path) -> dict:
