@@ -353,6 +353,8 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
             from amplify.wfm.controls import layout_raster
 
             layout = layout_raster(labels, T, H, W)
+        # Variations are encoded like their source (lossless stays lossless).
+        fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
         frame_rows, clip_rows = [], []
         for variation in target.variations:
             weather, _, tod = variation.partition("_")
@@ -366,7 +368,6 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
                     variation,
                     seed,
                 )
-                fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
                 for r, img in zip(rows, images, strict=True):
                     frame_rows.append(
                         {

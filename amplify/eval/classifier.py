@@ -31,13 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amplify.checkpoints import ROOT as CHECKPOINTS_ROOT
 from amplify.errors import ConfigError
 from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, Condition
 
 INPUT_H, INPUT_W = 64, 128
 FEATURE_DIM = 128
 WIDTHS = (24, 48, 96, 128)
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "classifier"
+CHECKPOINT_DIR = CHECKPOINTS_ROOT / "classifier"
 
 
 class ConditionClassifier(nn.Module):

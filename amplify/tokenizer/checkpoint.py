@@ -12,12 +12,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from amplify.checkpoints import ROOT as CHECKPOINTS_ROOT
 from amplify.checkpoints import resolve_checkpoint as resolve
 from amplify.checkpoints import save_checkpoint
 from amplify.tokenizer.config import TokenizerConfig
 from amplify.tokenizer.model import CausalVideoTokenizer
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tokenizer"
+CHECKPOINT_DIR = CHECKPOINTS_ROOT / "tokenizer"
 DEFAULT_TOKENIZER = "tok-small"
 
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from amplify.checkpoints import ROOT as CHECKPOINTS_ROOT
 from amplify.checkpoints import resolve_checkpoint as resolve
 from amplify.checkpoints import save_checkpoint
 from amplify.errors import ConfigError
 from amplify.wfm.config import WFMConfig
 from amplify.wfm.model import WorldModel
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "wfm"
+CHECKPOINT_DIR = CHECKPOINTS_ROOT / "wfm"
 DEFAULT_WFM = "wfm-small"
 
 
