@@ -59,6 +59,9 @@ class GenerateConfig:
     tokenizer: str = "tok-small"
     steps: int = 12
     guidance: float = 2.0
+    # detail restoration after decoding (amplify.wfm.refine): guided-filter window radius as a
+    # share of the frame's short side; 0 = the decoded frames as they are
+    refine: float = 0.25
     actors: int = 1  # model replicas (Ray actors), each loads the model once
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
 
@@ -78,6 +81,8 @@ class GenerateConfig:
             raise ConfigError("generate.seeds", self.seeds, "must be >= 1")
         if self.steps < 1:
             raise ConfigError("generate.steps", self.steps, "must be >= 1")
+        if not 0 <= self.refine <= 1:
+            raise ConfigError("generate.refine", self.refine, "must be in [0, 1]")
         if self.actors < 1:
             raise ConfigError("generate.actors", self.actors, "must be >= 1")
         if self.num_gpus < 0:
@@ -89,6 +94,7 @@ class GenerateConfig:
             f"{','.join(sorted(self.variations))}|i{self.intensity:g}|s{self.seeds}|{self.match}|"
             f"{self.source_conditions}|"
             f"m{self.max_windows_per_clip}|{self.checkpoint}|{self.tokenizer}|{self.steps}|{self.guidance:g}"
+            f"|r{self.refine:g}"
         )
 
 

@@ -107,11 +107,18 @@ class GenerateVariations:
     """Ray actor: loads the world model once, then makes the variations of one window per row."""
 
     def __init__(
-        self, checkpoint: str, tokenizer: str, steps: int, guidance: float, device: str
+        self,
+        checkpoint: str,
+        tokenizer: str,
+        steps: int,
+        guidance: float,
+        device: str,
+        refine: float,
     ) -> None:
         from amplify.wfm.generate import Generator
 
-        self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance)
+        self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance,
+                             refine=refine)  # fmt: skip
         self.gen.name = f"wfm:{checkpoint}"
 
     def __call__(self, batch: dict) -> dict:
@@ -316,6 +323,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 "tokenizer": g.tokenizer,
                 "steps": g.steps,
                 "guidance": g.guidance,
+                "refine": g.refine,
                 "device": device,
             },
             batch_size=1,

@@ -14,6 +14,8 @@ classical albumentations baseline of `amplify.eval.baselines`). Each output is s
   on real renders; the edge F1 and blurred SSIM a perfect model would get: fog hides edges).
   When the generator exposes its `tokenizer`, `recon` (the twin encoded and decoded by it) is
   scored like a method: the ceiling of any model that decodes through that tokenizer.
+  When the generator restores detail after decoding (`refine` > 0, `amplify.wfm.refine`), `raw`
+  is its output before that step, scored like a method.
 Seconds per generated clip are measured around `Generator.generate`. With `cfg.real` (a folder
 of clips) the first window of each is varied too and scored without a twin (structure, flicker
 vs the source, classifier). `cfg.sheet` writes a contact sheet. The last line printed is one JSON
@@ -75,6 +77,7 @@ class WFMEvalConfig:
     height: int = 128
     steps: int = 12
     guidance: float = 2.0
+    refine: float = 0.25  # the Generator's detail restoration (share of the short side; 0 = off)
     source_weather: str = "clear"
     source_time_of_day: str = "day"
     real: str = ""  # folder of real clips; when set they are varied and scored too (no twin)
@@ -112,6 +115,9 @@ class WFMEvalConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 16 or v % 16:
                 raise ConfigError(key, v, "must be a multiple of 16, at least 16")
+        x = self.refine
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x <= 1:
+            raise ConfigError("refine", x, "must be a number in [0, 1]")
         g = self.guidance
         if isinstance(g, bool) or not isinstance(g, int | float) or not math.isfinite(g) or g < 0:
             raise ConfigError("guidance", g, "must be a finite number >= 0")
@@ -192,6 +198,29 @@ def _check_output(gen: Any, source: np.ndarray) -> np.ndarray:
     return gen
 
 
+def _generate(
+    generator: Any, source: np.ndarray, cond: Condition, seed: int, layout: Any, depth: Any
+) -> dict[str, np.ndarray]:
+    """The model's output ("model") and, when the generator restores detail after decoding, the
+    decoded frames before that step ("raw"): one sampling run gives both."""
+    from amplify.wfm.refine import RefineConfig, restore_detail
+
+    refine = getattr(generator, "refine", None)
+    if isinstance(refine, RefineConfig) and refine.radius > 0:
+        raw = _check_output(generator.generate(source, cond, seed=seed, layout=layout,
+                                               depth=depth, refine=False), source)  # fmt: skip
+        return {"model": restore_detail(raw, source, refine), "raw": raw}
+    gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth)
+    return {"model": _check_output(gen, source)}
+
+
+def _has_raw(generator: Any) -> bool:
+    from amplify.wfm.refine import RefineConfig
+
+    refine = getattr(generator, "refine", None)
+    return isinstance(refine, RefineConfig) and refine.radius > 0
+
+
 def _mean(rows: list[dict]) -> dict:
     keys = sorted({k for r in rows for k in r})
     out = {}
@@ -245,11 +274,14 @@ def evaluate(
         from amplify.wfm.generate import Generator
 
         generator = Generator(checkpoint=cfg.checkpoint, tokenizer=cfg.tokenizer, device="cpu",
-                              steps=cfg.steps, guidance=cfg.guidance)  # fmt: skip
+                              steps=cfg.steps, guidance=cfg.guidance,
+                              refine=cfg.refine)  # fmt: skip
     source_cond = Condition(cfg.source_weather, cfg.source_time_of_day, float(cfg.intensity))
     targets = [parse_condition(t, cfg.intensity) for t in cfg.targets]
     T, H, W = cfg.frames, cfg.height, cfg.width
     methods = METHODS if generator is not None else METHODS[1:]  # checkpoint=none: baselines
+    if _has_raw(generator):
+        methods = (methods[0], "raw", *methods[1:])
     tok = getattr(generator, "tokenizer", None) if cfg.tokenizer_ceiling else None
     if tok is not None:
         methods = (*methods, "recon")
@@ -274,7 +306,7 @@ def evaluate(
         depth = clips[0].depth if cfg.use_depth else None
         src_edges = M.edge_maps(source)
         shown = i < cfg.sheet_scenes
-        shown_rows = [k for k in ("model", "truth", "augment") if k in rows[targets[0].name]]
+        shown_rows = [k for k in ("model", "raw", "truth", "augment") if k in rows[targets[0].name]]
         tiles = {k: [("source", source[T // 2])] for k in shown_rows}
         for cond, twin_clip in zip(targets, clips[1:], strict=True):
             twin = twin_clip.rgb
@@ -282,9 +314,8 @@ def evaluate(
             outs = {"source": source, "augment": augment(source, cond, seed=i)}
             if generator is not None:
                 t0 = time.perf_counter()
-                gen = generator.generate(source, cond, seed=i, layout=layout, depth=depth)
+                outs.update(_generate(generator, source, cond, i, layout, depth))
                 gen_seconds.append(time.perf_counter() - t0)
-                outs["model"] = _check_output(gen, source)
             if tok is not None:
                 outs["recon"] = _reconstruct(tok, twin)
             # 3. Score each against the twin and the source.
@@ -384,6 +415,8 @@ def _evaluate_real(
     ing = IngestConfig(fps=FPS, width=cfg.width, height=cfg.height, window=cfg.frames,
                        stride=cfg.frames, max_windows=1, short_window_min=min(5, cfg.frames))  # fmt: skip
     methods = ("model", "augment") if generator is not None else ("augment",)
+    if _has_raw(generator):
+        methods = ("model", "raw", "augment")
     rows: dict[str, dict[str, list[dict]]] = {t.name: {k: [] for k in methods}
                                               for t in targets}  # fmt: skip
     clips, errors, sheet = [], [], []
@@ -408,8 +441,7 @@ def _evaluate_real(
         for i, cond in enumerate(targets):
             outs = {"augment": augment(source, cond, seed=i)}
             if generator is not None:
-                gen = generator.generate(source, cond, seed=i, layout=layout, depth=None)
-                outs = {"model": _check_output(gen, source), **outs}
+                outs = {**_generate(generator, source, cond, i, layout, None), **outs}
             for k, out in outs.items():
                 rows[cond.name][k].append(
                     _score(out, cond, src_edges, source, source, None, cls)[0]

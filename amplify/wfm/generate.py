@@ -8,7 +8,8 @@ one (sha256 in its JSON) and carries a copy of it (`<checkpoint>.tokenizer.safet
 that copy decodes, since latents of two tokenizers do not mix.
 Controls (edges, blur; layout and depth when given) come from the source frames
 (`amplify.wfm.controls`); the world model samples target latents (`amplify.wfm.sampler`); the
-tokenizer decodes them. Same inputs and seed, same bytes.
+tokenizer decodes them; the source's fine edges are put back (`amplify.wfm.refine`, the guided
+filter; `refine=0` turns it off). Same inputs and seed, same bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from amplify.wfm.checkpoint import (
 from amplify.wfm.config import SOURCE
 from amplify.wfm.controls import extract_controls
 from amplify.wfm.data import condition_ids
+from amplify.wfm.refine import RefineConfig, restore_detail
 from amplify.wfm.sampler import SamplerConfig, sample
 
 
@@ -42,6 +44,7 @@ class Generator:
         steps: int = 12,
         guidance: float = 2.0,
         strength: float | None = None,
+        refine: float = RefineConfig.radius,
     ) -> None:
         self.device = torch.device(device)
         self.checkpoint_path = resolve_checkpoint(checkpoint)
@@ -62,6 +65,7 @@ class Generator:
         if strength < 1.0 and SOURCE not in self.model.cfg.controls:
             strength = 1.0
         self.sampler = SamplerConfig(steps=steps, guidance=guidance, strength=strength)
+        self.refine = RefineConfig(radius=refine)
 
     @torch.no_grad()
     def generate(
@@ -72,11 +76,13 @@ class Generator:
         layout: np.ndarray | None = None,
         depth: np.ndarray | None = None,
         scenario: int = 0,
+        refine: bool = True,
     ) -> np.ndarray:
         """(T, H, W, 3) uint8 source, T = 1 + 4k, H and W multiples of 8 -> the variation, same shape.
 
         layout: optional (T, H, W, K) box raster (`controls.layout_raster`); depth: optional
-        (T, H, W) metres. scenario: the scenario/agent-edit id (0 = none).
+        (T, H, W) metres. scenario: the scenario/agent-edit id (0 = none). refine=False returns
+        the decoded frames as they are (no detail restoration, whatever the Generator's setting).
         """
         T, H, W, _ = frames.shape
         if (T - 1) % 4 or H % 8 or W % 8 or frames.dtype != np.uint8:
@@ -102,4 +108,5 @@ class Generator:
             self.model, shape, cond, controls, seed=seed, cfg=self.sampler
         )  # (1, C, n, h, w)
         x = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)  # (1, 3, T, H, W)
-        return ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+        out = ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+        return restore_detail(out, frames, self.refine) if refine else out

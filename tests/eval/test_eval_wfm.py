@@ -116,3 +116,28 @@ def test_tokenizer_ceiling_scores_the_twin_through_the_tokenizer():
     recon = r["overall"]["recon"]
     assert recon["psnr"] == 100.0 and recon["ssim"] == pytest.approx(1.0)
     assert recon["fd"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_refining_generator_is_scored_before_and_after():
+    from amplify.wfm.refine import RefineConfig
+
+    class Soft(StandIn):
+        """Blurs its output (a soft decoder); restores detail when asked, like Generator."""
+
+        refine = RefineConfig(radius=0.25)
+
+        def generate(self, frames, condition, seed=0, layout=None, depth=None, refine=True):
+            from amplify.wfm.controls import blur
+            from amplify.wfm.refine import restore_detail
+
+            out = (blur(super().generate(frames, condition, seed), 3.0) * 255).round()
+            out = out.astype(np.uint8)
+            return restore_detail(out, frames, self.refine) if refine else out
+
+    cfg = WFMEvalConfig(scenes=1, frames=5, width=64, height=32, targets=("clear_night",),
+                        tokenizer_ceiling=False)  # fmt: skip
+    r = evaluate(cfg, generator=Soft(), classifier=ConditionClassifier(), progress=lambda s: None)
+    assert set(r["overall"]) == {"model", "raw", "source", "augment", "truth"}
+    night = r["conditions"]["clear_night"]
+    assert night["model"]["edge_f1"] > night["raw"]["edge_f1"]
+    assert night["model"]["psnr"] > night["raw"]["psnr"]

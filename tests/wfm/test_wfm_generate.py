@@ -35,6 +35,7 @@ def test_checkpoint_roundtrip(tiny_wfm_path):
 
 def test_generator(tiny_wfm_path, tok_tiny_path):
     from amplify.wfm.generate import Generator
+    from amplify.wfm.refine import restore_detail
 
     gen = Generator(str(tiny_wfm_path[0]), str(tok_tiny_path), steps=2, guidance=2.0)
     assert len(gen.checkpoint_sha256) == 64
@@ -55,6 +56,12 @@ def test_generator(tiny_wfm_path, tok_tiny_path):
     assert np.array_equal(e[:9], a)  # causal end to end: later frames never change earlier ones
     with pytest.raises(ValueError, match="1\\+4k"):
         gen.generate(frames[:8], Condition())
+    # Detail restoration is the last step: off, the decoded frames as they are.
+    raw = gen.generate(frames, Condition("snow", "dusk", 0.4), seed=1, refine=False)
+    assert not np.array_equal(raw, a)
+    assert np.array_equal(restore_detail(raw, frames, gen.refine), a)
+    off = Generator(str(tiny_wfm_path[0]), str(tok_tiny_path), steps=2, refine=0.0)
+    assert np.array_equal(off.generate(frames, Condition("snow", "dusk", 0.4), seed=1), raw)
 
 
 def test_time_budget():
