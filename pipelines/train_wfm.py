@@ -6,9 +6,13 @@ Stages:
    OUT/bank_<tokenizer sha>.pt (a rerun or resume reuses it). Held-out scenes (another corpus in
    `eval_data`, else scene k with k % holdout_every == 0) never train; a few of their pairs
    (source frames, target condition, ground-truth twin) go to OUT/eval_<sha>.npz.
+   Real clips in `data` (any video whose name is not a synthetic scene's: the team's own logs)
+   are banked too (OUT/bank_real_<sha>.pt) and drawn with `p_real` as reconstruction pairs
+   (their own controls -> themselves, condition null) so the model keeps real appearance.
 2. Ray Train `TorchTrainer` (DDP over gloo on CPU, `use_gpu` by config): each worker samples
    pairs from the bank (controls of condition A, latents of its twin under B, identity pairs,
-   crops, control and condition dropout) and minimises the rectified-flow loss (`wfm.flow`).
+   real reconstructions, crops, control and condition dropout) and minimises the rectified-flow
+   loss (`wfm.flow`).
 3. Every `ckpt_every` steps rank 0 writes OUT/ckpt/last.safetensors (+ .json, + optimizer state);
    a rerun with the same `out` resumes from that step (the tokenizer pipeline's `save_state` /
    `load_state`).
@@ -41,7 +45,8 @@ class WFMTrainConfig:
     model: str = "wfm-small"  # a WFM_CONFIGS name
     tokenizer: str = "tok-small"  # tokenizer name (checkpoints/tokenizer) or .safetensors path
     tokenizer_wait_s: float = 0.0  # poll this long for the tokenizer checkpoint to appear
-    data: tuple[str, ...] = ("data/synth",)  # synthetic corpus folders (paired twins)
+    # Synthetic corpus folders (paired twins) and folders of real clips (own logs, no twins).
+    data: tuple[str, ...] = ("data/synth",)
     eval_data: str = ""  # a held-out corpus (other seed); "" = hold out by scene index
     out: str = "runs/wfm"
     # Warm start: weights of another WFM checkpoint (e.g. trained on an earlier snapshot of the
@@ -70,6 +75,7 @@ class WFMTrainConfig:
     p_uncond: float = 0.1
     p_drop: float = 0.2
     p_context: float = 0.25
+    p_real: float = 0.2  # share of samples that are real clips reconstructed (if any are given)
     seed: int = 0
     holdout_every: int = 10
     max_scenes: int = 0  # 0 = every training scene
@@ -114,7 +120,7 @@ class WFMTrainConfig:
         for key in ("steps", "batch", "num_workers", "ckpt_every", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, getattr(self, key), "must be >= 1")
-        for key in ("p_identity", "p_uncond", "p_drop", "p_context"):
+        for key in ("p_identity", "p_uncond", "p_drop", "p_context", "p_real"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(key, getattr(self, key), "must be in [0, 1]")
         if self.export_dtype not in ("float16", "float32", "bfloat16"):
@@ -233,10 +239,14 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     device = ray.train.torch.get_device()
     spec = PairSpec(
         frames=cfg.latent_frames, crop_h=cfg.crop_h, crop_w=cfg.crop_w, p_identity=cfg.p_identity,
-        p_uncond=cfg.p_uncond, p_drop=cfg.p_drop, p_context=cfg.p_context, patch=wcfg.patch,
+        p_uncond=cfg.p_uncond, p_drop=cfg.p_drop, p_context=cfg.p_context, p_real=cfg.p_real,
+        patch=wcfg.patch,
     )  # fmt: skip
     seed = cfg.seed * 1000003 + start * 7 + rank
-    sampler = PairSampler(bank, spec, seed=seed)
+    real = PairBank.load(Path(loop_cfg["real_bank"])) if loop_cfg.get("real_bank") else None
+    if real is not None:
+        print(f"[rank {rank}] real clips: {len(real.names)} windows", flush=True)
+    sampler = PairSampler(bank, spec, seed=seed, real=real)
     gen = torch.Generator().manual_seed(seed + 1)
 
     client, run_id, tokenizer, pairs = None, loop_cfg.get("run_id"), None, None
@@ -383,7 +393,11 @@ def prepare_data(cfg: WFMTrainConfig, out: Path) -> dict:
         if not Path(d).is_dir():
             raise ConfigError("data", d, "not a folder")
         paths.extend(list_inputs(Path(d)))
-    paths = [p for p in paths if p.suffix == ".mp4"]
+    from amplify.io.ingest import VIDEO_EXTENSIONS
+    from amplify.wfm.data import encode_real, is_synthetic
+
+    real_files = [p for p in paths if not is_synthetic(p) and p.suffix.lower() in VIDEO_EXTENSIONS]
+    paths = [p for p in paths if p.suffix == ".mp4" and is_synthetic(p)]
     if cfg.eval_data:
         train_files = sorted(paths)
         eval_files = [p for p in list_inputs(Path(cfg.eval_data)) if p.suffix == ".mp4"]
@@ -395,9 +409,15 @@ def prepare_data(cfg: WFMTrainConfig, out: Path) -> dict:
         keep = set(sorted(group_twins(train_files))[: cfg.max_scenes])
         train_files = [p for p in train_files if f"{p.parent}/{p.name[:10]}" in keep]
     if not train_files:
-        raise ConfigError("data", cfg.data, "no training clips found")
+        raise ConfigError(
+            "data",
+            cfg.data,
+            "no synthetic twins found (scene_NNNN_<weather>_<time>"
+            ".mp4): conditions are learnt from them; real clips only add to them",
+        )
     (out / "split.json").write_text(json.dumps(
-        {"train": [str(p) for p in train_files], "heldout": [str(p) for p in eval_files]}, indent=1
+        {"train": [str(p) for p in train_files], "heldout": [str(p) for p in eval_files],
+         "real": [str(p) for p in real_files]}, indent=1
     ))  # fmt: skip
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     frames_path, eval_path = out / "bank_frames.pt", out / "eval_pairs.npz"
@@ -407,19 +427,31 @@ def prepare_data(cfg: WFMTrainConfig, out: Path) -> dict:
         bank.save(frames_path.with_suffix(".tmp"))
         os.replace(frames_path.with_suffix(".tmp"), frames_path)
         print(f"wfm: decoded {len(bank.names)} windows in {time.time() - t0:.0f}s", flush=True)
+    real_path = out / "bank_real_frames.pt"
+    if real_files and not real_path.is_file():
+        real = encode_real(real_files, None, cfg.ingest(), cfg.max_windows)
+        if real is not None:
+            real.save(real_path.with_suffix(".tmp"))
+            os.replace(real_path.with_suffix(".tmp"), real_path)
     if eval_files and cfg.eval_pairs and not eval_path.is_file():
         pairs = heldout_pairs(eval_files, cfg)
         np.savez(eval_path.with_suffix(".tmp.npz"), **pairs)
         os.replace(eval_path.with_suffix(".tmp.npz"), eval_path)
-    return {"frames": str(frames_path), "eval_file": str(eval_path) if eval_path.is_file() else ""}
+    return {
+        "frames": str(frames_path),
+        "real_frames": str(real_path) if real_path.is_file() else "",
+        "eval_file": str(eval_path) if eval_path.is_file() else "",
+    }
 
 
-def encode_bank(out: Path, frames_path: Path, tok_path: Path, tok_sha: str) -> Path:
+def encode_bank(
+    out: Path, frames_path: Path, tok_path: Path, tok_sha: str, prefix: str = "bank"
+) -> Path:
     """The training bank with latents of this tokenizer (cached by its sha256)."""
     from amplify.tokenizer.checkpoint import load_tokenizer
     from amplify.wfm.data import PairBank, encode_latents
 
-    bank_path = out / f"bank_{tok_sha[:12]}.pt"
+    bank_path = out / f"{prefix}_{tok_sha[:12]}.pt"
     if not bank_path.is_file():
         t0 = time.time()
         # Once, right before training: all the cores this process may use.
@@ -507,6 +539,11 @@ def train(cfg: WFMTrainConfig) -> dict:
     tok_sha = sha256_file(tok_path)
     print(f"wfm: tokenizer {tok_path} sha256 {tok_sha[:12]}", flush=True)
     data["bank"] = str(encode_bank(out, Path(data.pop("frames")), tok_path, tok_sha))
+    real_frames = data.pop("real_frames")
+    data["real_bank"] = (
+        str(encode_bank(out, Path(real_frames), tok_path, tok_sha, "bank_real")) if real_frames
+        else ""
+    )  # fmt: skip
     run_id = _mlflow_run(cfg, out, tok_sha)
 
     # 2. Ray Train.

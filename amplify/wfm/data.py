@@ -6,6 +6,12 @@ tokenizer (target latents) and extracts its controls once, into a `PairBank` of 
 with `torch.save` so a rerun or resume skips it). `PairSampler` then draws (scene window, source
 condition A, target condition B) with the controls of A and the latents of B (B = A for identity
 pairs), random latent-frame and spatial crops, and the dropout masks of every control.
+
+Real footage (the team's own logs: any clip whose name is not a synthetic scene's) has no twin.
+`encode_real` banks its windows the same way (one "condition", V = 1), and the sampler draws them
+as reconstruction pairs with `p_real`: controls and source latents of the clip, target = the clip
+itself, condition null (classifier-free guidance's "keep it as it is"), so the model keeps real
+appearance rather than learning only the renderer's.
 """
 
 from __future__ import annotations
@@ -194,6 +200,60 @@ def encode_corpus(
     return bank if tokenizer is None else encode_latents(bank, tokenizer, progress=progress)
 
 
+def is_synthetic(path: str | Path) -> bool:
+    return parse_clip_name(path) is not None
+
+
+@torch.no_grad()
+def encode_real(
+    paths: Sequence[Path],
+    tokenizer: torch.nn.Module | None,
+    ingest_cfg: object,
+    max_windows: int = 0,
+    progress=print,
+) -> PairBank | None:
+    """Windows of real clips (no twins) as a one-condition `PairBank` (conds: the null row).
+
+    Only full windows are kept (one shape for the bank); labels (sidecars) give the layout
+    control; there is no depth. Unreadable clips are reported and skipped. None if no window."""
+    from amplify.io.ingest import read_windows
+
+    T = ingest_cfg.window
+    frm, edg, blr, lay, dep, hl, hd, names = [], [], [], [], [], [], [], []
+    for i, path in enumerate(paths):
+        try:
+            wins = [w for w in read_windows(path, ingest_cfg) if len(w.frames) == T]
+        except InputError as e:
+            progress(f"wfm data: real clip {path} skipped: {e}")
+            continue
+        if max_windows:
+            wins = wins[:max_windows]
+        for j, win in enumerate(wins):
+            ctl = extract_controls(win.frames, labels=win.labels, names=(*TWIN_CONTROLS, "layout"))
+            n = 1 + (T - 1) // 4
+            shape = (4 * CONTROLS["layout"][0], n, *(x // CONTROLS["layout"][1]
+                                                     for x in win.frames.shape[1:3]))  # fmt: skip
+            dshape = (4 * CONTROLS["depth"][0], n, *(x // CONTROLS["depth"][1]
+                                                     for x in win.frames.shape[1:3]))  # fmt: skip
+            frm.append(torch.from_numpy(np.ascontiguousarray(win.frames))[None])
+            edg.append(torch.from_numpy(ctl["edges"]).half()[None])
+            blr.append(torch.from_numpy(ctl["blur"]).half()[None])
+            lay.append(_or_zeros(ctl["layout"], shape))
+            dep.append(torch.zeros(dshape, dtype=torch.float16))
+            hl.append(ctl["layout"] is not None)
+            hd.append(False)
+            names.append(f"{path}/w{j}")
+        progress(f"wfm data: real clip {i + 1}/{len(paths)} ({len(names)} windows)")
+    if not frm:
+        return None
+    bank = PairBank(
+        latents=None, frames=torch.stack(frm), edges=torch.stack(edg), blur=torch.stack(blr),
+        layout=torch.stack(lay), depth=torch.stack(dep), has_layout=torch.tensor(hl),
+        has_depth=torch.tensor(hd), conds=torch.zeros(1, 3), names=names,
+    )  # fmt: skip
+    return bank if tokenizer is None else encode_latents(bank, tokenizer, progress=progress)
+
+
 def _or_zeros(x: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.zeros(shape, dtype=torch.float16) if x is None else torch.from_numpy(x).half()
 
@@ -209,6 +269,7 @@ class PairSpec:
     p_uncond: float = 0.1  # classifier-free guidance: null condition
     p_drop: float = 0.2  # each control, independently
     p_context: float = 0.25  # first k latent frames clean (chunked-generation context)
+    p_real: float = 0.2  # a real clip reconstructed from itself (when real clips are banked)
     patch: int = 2
 
 
@@ -222,12 +283,15 @@ def _crop(t: torch.Tensor, box: tuple[int, int, int], sp: PairSpec, cell: int) -
 class PairSampler:
     """Random training batches from a `PairBank` (tensors in float32)."""
 
-    def __init__(self, bank: PairBank, spec: PairSpec, seed: int) -> None:
-        self.bank, self.spec = bank, spec
+    def __init__(
+        self, bank: PairBank, spec: PairSpec, seed: int, real: PairBank | None = None
+    ) -> None:
+        self.bank, self.spec, self.real = bank, spec, real
         self.g = torch.Generator().manual_seed(int(seed))
-        S, V, C, n, h, w = bank.latents.shape
-        if spec.frames > n or spec.crop_h > h or spec.crop_w > w:
-            raise ValueError(f"crop {spec} larger than the bank's latents {(n, h, w)}")
+        for b in (bank, real) if real is not None else (bank,):
+            S, V, C, n, h, w = b.latents.shape
+            if spec.frames > n or spec.crop_h > h or spec.crop_w > w:
+                raise ValueError(f"crop {spec} larger than the bank's latents {(n, h, w)}")
 
     def _rand(self, hi: int) -> int:
         return int(torch.randint(hi, (1,), generator=self.g))
@@ -236,14 +300,23 @@ class PairSampler:
         return float(torch.rand((), generator=self.g))
 
     def batch(self, size: int) -> dict:
-        b, sp = self.bank, self.spec
-        S, V, C, n, h, w = b.latents.shape
+        sp = self.spec
         out: dict[str, list] = {k: [] for k in ("x0", *ALL_CONTROLS)}
         keep = {k: [] for k in ALL_CONTROLS}
         cond, n_ctx = [], []
         for _ in range(size):
-            s, a = self._rand(S), self._rand(V)
-            tgt = a if (self._u() < sp.p_identity or V == 1) else (a + 1 + self._rand(V - 1)) % V
+            if self.real is not None and self._u() < sp.p_real:
+                # A real clip reconstructed from its own controls, condition null.
+                b = self.real
+                S, V, C, n, h, w = b.latents.shape
+                s, a, tgt, uncond = self._rand(S), 0, 0, True
+            else:
+                b = self.bank
+                S, V, C, n, h, w = b.latents.shape
+                s, a = self._rand(S), self._rand(V)
+                same = self._u() < sp.p_identity or V == 1
+                tgt = a if same else (a + 1 + self._rand(V - 1)) % V
+                uncond = self._u() < sp.p_uncond
             f0 = self._rand(n - sp.frames + 1)
             y0 = self._rand((h - sp.crop_h) // sp.patch + 1) * sp.patch
             x0 = self._rand((w - sp.crop_w) // sp.patch + 1) * sp.patch
@@ -258,7 +331,7 @@ class PairSampler:
             avail = {"layout": bool(b.has_layout[s]), "depth": bool(b.has_depth[s])}
             for k in ALL_CONTROLS:
                 keep[k].append(float(avail.get(k, True) and self._u() >= sp.p_drop))
-            cond.append([*b.conds[tgt].tolist(), float(self._u() >= sp.p_uncond)])
+            cond.append([*b.conds[tgt].tolist(), float(not uncond)])
             ctx = 1 + self._rand(sp.frames - 1) if sp.frames > 1 and self._u() < sp.p_context else 0
             n_ctx.append(ctx)
         c = torch.tensor(cond)  # (B, 4)

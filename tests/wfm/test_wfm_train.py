@@ -4,6 +4,7 @@ safetensors checkpoint, stops, resumes from its step, exports, and loads in the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,62 @@ def test_pairs_are_twins(wfm_corpus, tok_tiny_path):
     for k in ("edges", "blur", "layout", "depth", "source"):
         assert 0 < batch["keep"][k].sum() < 16, k  # every control is dropped for some samples
     assert set(batch["cond"]["keep"].tolist()) <= {0.0, 1.0}
+
+
+@pytest.fixture(scope="module")
+def real_logs(tmp_path_factory) -> Path:
+    """Two "real" clips (not synthetic scene names: odd size at 15 fps, a scene cut at 12 fps)
+    and a file that is not a video."""
+    from amplify.io.samples import write_video
+
+    root = tmp_path_factory.mktemp("logs")
+    write_video(root / "drive_a.mkv", frames=30, width=90, height=50, fps=15.0)
+    write_video(root / "drive_b.mp4", frames=24, width=64, height=32, fps=12.0, cut_at=12)
+    (root / "notes.txt").write_text("not a clip")
+    return root
+
+
+def test_real_clips_are_reconstruction_pairs(wfm_corpus, real_logs, tok_tiny_path):
+    from amplify.io.ingest import IngestConfig, list_inputs
+    from amplify.tokenizer.checkpoint import load_tokenizer
+    from amplify.wfm.data import PairSampler, PairSpec, encode_corpus, encode_real, is_synthetic
+
+    tok = load_tokenizer(tok_tiny_path)
+    icfg = IngestConfig(width=64, height=32, window=9, stride=8)
+    files = [p for p in list_inputs(wfm_corpus) if p.suffix == ".mp4"]
+    assert all(is_synthetic(p) for p in files)
+    reals = [p for p in list_inputs(real_logs) if not is_synthetic(p)]
+    bank = encode_corpus(files, tok, icfg, progress=lambda s: None)
+    real = encode_real(reals, tok, icfg, progress=lambda s: None)
+    assert real is not None and real.latents.shape[1] == 1  # one "condition": itself
+    assert {n.split("/w")[0].rsplit("/", 1)[1] for n in real.names} == {
+        "drive_a.mkv",
+        "drive_b.mp4",
+    }
+    assert real.latents.shape[2:] == bank.latents.shape[2:]
+    assert not real.has_depth.any()
+    spec = PairSpec(frames=2, crop_h=2, crop_w=4, p_drop=0.0, p_uncond=0.0, p_real=1.0)
+    b = PairSampler(bank, spec, seed=0, real=real).batch(8)
+    assert (b["cond"]["keep"] == 0).all()  # condition null: "as it is"
+    assert torch.equal(b["x0"], b["controls"]["source"])  # target = the clip itself
+    assert not b["keep"]["depth"].any()
+    mixed = PairSampler(bank, replace(spec, p_real=0.5), seed=1, real=real)
+    keep = mixed.batch(64)["cond"]["keep"]
+    assert 0 < keep.sum() < 64  # synthetic pairs keep their condition, real ones drop it
+
+
+def test_prepare_data_banks_real_clips(wfm_corpus, real_logs, tmp_path):
+    from pipelines.train_wfm import WFMTrainConfig, prepare_data
+
+    cfg = WFMTrainConfig(model="wfm-tiny", data=(str(wfm_corpus), str(real_logs)), width=64,
+                         height=32, window=9, stride=8, holdout_every=3, eval_pairs=0)  # fmt: skip
+    data = prepare_data(cfg, tmp_path)
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert sorted(Path(p).name for p in split["real"]) == ["drive_a.mkv", "drive_b.mp4"]
+    assert not any("drive" in p for p in split["train"] + split["heldout"])
+    assert Path(data["real_frames"]).is_file()
+    with pytest.raises(ConfigError, match="no synthetic twins"):
+        prepare_data(replace(cfg, data=(str(real_logs),)), tmp_path / "only_real")
 
 
 @pytest.mark.slow  # two Ray Train fits: ~2 min on a loaded 2-core machine
