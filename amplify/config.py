@@ -60,8 +60,8 @@ class GenerateConfig:
     steps: int = 12
     guidance: float = 2.0
     # detail restoration after decoding (amplify.wfm.refine): guided-filter window radius as a
-    # share of the frame's short side; 0 = the decoded frames as they are
-    refine: float = 0.25
+    # share of the frame's short side; 0 (default: the committed model does not need it) = off
+    refine: float = 0.0
     actors: int = 1  # model replicas (Ray actors), each loads the model once
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
 

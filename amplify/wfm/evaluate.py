@@ -77,7 +77,7 @@ class WFMEvalConfig:
     height: int = 128
     steps: int = 12
     guidance: float = 2.0
-    refine: float = 0.25  # the Generator's detail restoration (share of the short side; 0 = off)
+    refine: float = 0.0  # the Generator's detail restoration (share of the short side; 0 = off)
     source_weather: str = "clear"
     source_time_of_day: str = "day"
     real: str = ""  # folder of real clips; when set they are varied and scored too (no twin)

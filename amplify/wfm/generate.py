@@ -8,8 +8,8 @@ one (sha256 in its JSON) and carries a copy of it (`<checkpoint>.tokenizer.safet
 that copy decodes, since latents of two tokenizers do not mix.
 Controls (edges, blur; layout and depth when given) come from the source frames
 (`amplify.wfm.controls`); the world model samples target latents (`amplify.wfm.sampler`); the
-tokenizer decodes them; the source's fine edges are put back (`amplify.wfm.refine`, the guided
-filter; `refine=0` turns it off). Same inputs and seed, same bytes.
+tokenizer decodes them; with `refine` > 0 the source's fine edges are put back
+(`amplify.wfm.refine`, the guided filter; off by default). Same inputs and seed, same bytes.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Generator:
         steps: int = 12,
         guidance: float = 2.0,
         strength: float | None = None,
-        refine: float = RefineConfig.radius,
+        refine: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         self.checkpoint_path = resolve_checkpoint(checkpoint)

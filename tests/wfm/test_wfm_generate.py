@@ -57,11 +57,12 @@ def test_generator(tiny_wfm_path, tok_tiny_path):
     with pytest.raises(ValueError, match="1\\+4k"):
         gen.generate(frames[:8], Condition())
     # Detail restoration is the last step: off, the decoded frames as they are.
-    raw = gen.generate(frames, Condition("snow", "dusk", 0.4), seed=1, refine=False)
-    assert not np.array_equal(raw, a)
-    assert np.array_equal(restore_detail(raw, frames, gen.refine), a)
-    off = Generator(str(tiny_wfm_path[0]), str(tok_tiny_path), steps=2, refine=0.0)
-    assert np.array_equal(off.generate(frames, Condition("snow", "dusk", 0.4), seed=1), raw)
+    sharp = Generator(str(tiny_wfm_path[0]), str(tok_tiny_path), steps=2, refine=0.25)
+    refined = sharp.generate(frames, Condition("snow", "dusk", 0.4), seed=1)
+    raw = sharp.generate(frames, Condition("snow", "dusk", 0.4), seed=1, refine=False)
+    assert np.array_equal(raw, a)  # refine=0 (the default) is the decoded frames
+    assert not np.array_equal(refined, a)
+    assert np.array_equal(restore_detail(raw, frames, sharp.refine), refined)
 
 
 def test_time_budget():
