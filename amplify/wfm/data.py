@@ -85,7 +85,9 @@ class PairBank:
 
     latents: (S, V, C, n, h, w); edges, blur: (S, V, 4c, n, H/f, W/f); layout, depth:
     (S, 4c, n, H/f, W/f) with has_layout / has_depth (S,) marking real ones.
-    conds: (V, 3) float (weather id, time-of-day id, intensity).
+    conds: (V, 3) float (weather id, time-of-day id, intensity); intensity: (S,) the intensity
+    each window's corpus was rendered at (corpora of several intensities mix; None in banks
+    written before it existed: then the conds column holds it).
     frames: (S, V, T, H, W, 3) uint8 until `encode_latents` turns them into latents (the
     tokenizer-free part is built first, so a run can prepare it while the tokenizer trains).
     """
@@ -100,6 +102,7 @@ class PairBank:
     conds: torch.Tensor
     names: list[str]  # "FOLDER/scene_0007/w0" per scene window
     frames: torch.Tensor | None = None
+    intensity: torch.Tensor | None = None
 
     def save(self, path: Path) -> None:
         torch.save(self.__dict__, str(path))
@@ -150,7 +153,7 @@ def encode_corpus(
     per_scene = {k: v for k, v in sorted(scenes.items()) if all(c in v for c in conds)}
     if len(per_scene) < len(scenes):
         progress(f"wfm data: {len(scenes) - len(per_scene)} scenes lack a condition; skipped")
-    frm, edg, blr, lay, dep, hl, hd, names = [], [], [], [], [], [], [], []
+    frm, edg, blr, lay, dep, hl, hd, names, inten = [], [], [], [], [], [], [], [], []
     for i, (scene, clips) in enumerate(per_scene.items()):
         try:
             wins = {c: read_windows(clips[c], ingest_cfg) for c in conds}
@@ -185,17 +188,17 @@ def encode_corpus(
             edg.append(torch.stack(es))
             blr.append(torch.stack(bs))
             names.append(f"{scene}/w{w}")
+            inten.append(corpus_intensity(Path(clips[conds[0]]).parent))
         progress(f"wfm data: decoded scene {i + 1}/{len(per_scene)} ({len(names)} windows)")
     if not frm:
         raise ValueError("no complete set of twins found to build training pairs from")
-    intensity = corpus_intensity(Path(next(iter(per_scene.values()))[conds[0]]).parent)
     cond_t = torch.tensor(
-        [[*condition_ids(Condition(*c.split("_")))[:2], intensity] for c in conds]
-    )  # (V, 3)
+        [[*condition_ids(Condition(*c.split("_")))[:2], inten[0]] for c in conds]
+    )  # (V, 3); the intensity column is overridden per window by `intensity`
     bank = PairBank(
         latents=None, frames=torch.stack(frm), edges=torch.stack(edg), blur=torch.stack(blr),
         layout=torch.stack(lay), depth=torch.stack(dep), has_layout=torch.tensor(hl),
-        has_depth=torch.tensor(hd), conds=cond_t, names=names,
+        has_depth=torch.tensor(hd), conds=cond_t, names=names, intensity=torch.tensor(inten),
     )  # fmt: skip
     return bank if tokenizer is None else encode_latents(bank, tokenizer, progress=progress)
 
@@ -331,7 +334,10 @@ class PairSampler:
             avail = {"layout": bool(b.has_layout[s]), "depth": bool(b.has_depth[s])}
             for k in ALL_CONTROLS:
                 keep[k].append(float(avail.get(k, True) and self._u() >= sp.p_drop))
-            cond.append([*b.conds[tgt].tolist(), float(not uncond)])
+            c = b.conds[tgt].tolist()
+            if b.intensity is not None:
+                c[2] = float(b.intensity[s])
+            cond.append([*c, float(not uncond)])
             ctx = 1 + self._rand(sp.frames - 1) if sp.frames > 1 and self._u() < sp.p_context else 0
             n_ctx.append(ctx)
         c = torch.tensor(cond)  # (B, 4)

@@ -51,6 +51,26 @@ def test_pairs_are_twins(wfm_corpus, tok_tiny_path):
     assert set(batch["cond"]["keep"].tolist()) <= {0.0, 1.0}
 
 
+def test_corpora_of_several_intensities_keep_their_own(tmp_path, tok_tiny_path):
+    from amplify.io.ingest import IngestConfig, list_inputs
+    from amplify.synth.corpus import SynthConfig, make_corpus
+    from amplify.tokenizer.checkpoint import load_tokenizer
+    from amplify.wfm.data import PairSampler, PairSpec, encode_corpus
+
+    for x in (0.3, 0.9):
+        make_corpus(SynthConfig(out=str(tmp_path / f"i{x}"), clips=1, seed=int(10 * x), frames=9,
+                                width=64, height=32, weathers=("clear", "fog"),
+                                times_of_day=("day",), intensity=x), progress=lambda s: None)  # fmt: skip
+    files = [p for p in list_inputs(tmp_path) if p.suffix == ".mp4"]
+    icfg = IngestConfig(width=64, height=32, window=9, stride=8)
+    bank = encode_corpus(files, load_tokenizer(tok_tiny_path), icfg, progress=lambda s: None)
+    got = {n.split("/")[-3]: float(v) for n, v in zip(bank.names, bank.intensity, strict=True)}
+    assert got == pytest.approx({"i0.3": 0.3, "i0.9": 0.9})
+    spec = PairSpec(frames=2, crop_h=2, crop_w=4, p_uncond=0.0)
+    drawn = PairSampler(bank, spec, seed=0).batch(32)["cond"]["intensity"]
+    assert {round(float(v), 3) for v in drawn} == {0.3, 0.9}
+
+
 @pytest.fixture(scope="module")
 def real_logs(tmp_path_factory) -> Path:
     """Two "real" clips (not synthetic scene names: odd size at 15 fps, a scene cut at 12 fps)
