@@ -15,60 +15,37 @@ Stages:
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from amplify.errors import ConfigError
 from amplify.tokenizer.config import TOKENIZER_CONFIGS, TokenizerConfig, get_config
+from pipelines import training
 
 
-@dataclass(frozen=True)
-class TokenizerTrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TokenizerTrainConfig(training.TrainRunConfig):
     """Everything one training run needs; `out` identifies the run (and its resume point)."""
 
     model: str = "tok-small"  # a TOKENIZER_CONFIGS name
-    data: tuple[str, ...] = ("data/synth",)  # folders of clips (read through ingest)
-    out: str = "runs/tokenizer"
-    export: str = ""  # write the final weights here (PATH.safetensors + PATH.json) if set
-    export_dtype: str = "float16"
-    steps: int = 1000
-    stop_at: int = 0  # stop (as if killed) once this step is checkpointed; 0 = run to `steps`
-    batch: int = 8
     frames: int = 9  # training clip length, 1 + 4k
     crop_h: int = 64
     crop_w: int = 96
-    lr: float = 8e-4
-    min_lr_frac: float = 0.05
-    warmup: int = 100
-    weight_decay: float = 0.0
     w_ssim: float = 0.2
     w_grad: float = 0.5
-    seed: int = 0
-    holdout_every: int = 10  # scene k is held out when k % holdout_every == 0
     max_clips: int = 0  # 0 = all training clips
     eval_windows: int = 12  # held-out windows scored at each eval
-    ckpt_every: int = 100
+    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`).
+    out: str = "runs/tokenizer"
+    steps: int = 1000
+    lr: float = 8e-4
+    min_lr_frac: float = 0.05
     eval_every: int = 250
-    log_every: int = 20
-    num_workers: int = 1
-    use_gpu: bool = False
-    threads: int = 0  # torch threads per worker; 0 = CPUs / workers
-    fps: float = 10.0
-    width: int = 256
-    height: int = 128
-    window: int = 17
-    stride: int = 16
-    mlflow_uri: str = ""  # default: sqlite:///<abs cwd>/mlflow.db
     experiment: str = "tokenizer"
 
-    def __post_init__(self) -> None:
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", tuple(s for s in self.data.split(",") if s))
-        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+    def _check(self) -> None:
         if self.model not in TOKENIZER_CONFIGS:
             raise ConfigError("model", self.model, f"known: {sorted(TOKENIZER_CONFIGS)}")
         if not self.data:
@@ -81,84 +58,10 @@ class TokenizerTrainConfig:
             v = getattr(self, key)
             if v < 8 or v % 8:
                 raise ConfigError(key, v, "must be a positive multiple of 8")
-        for key in ("steps", "batch", "num_workers", "ckpt_every", "eval_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, getattr(self, key), "must be >= 1")
-        if self.export_dtype not in ("float16", "float32", "bfloat16"):
-            raise ConfigError("export_dtype", self.export_dtype, "float16, bfloat16 or float32")
-        if self.lr <= 0:
-            raise ConfigError("lr", self.lr, "must be > 0")
 
     @property
     def tokenizer(self) -> TokenizerConfig:
         return get_config(self.model)
-
-    @property
-    def tracking_uri(self) -> str:
-        return self.mlflow_uri or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
-
-
-# ---- checkpoint state (weights + optimizer, both safetensors) -----------------------------------
-def _ckpt_paths(out: Path) -> tuple[Path, Path]:
-    return out / "ckpt" / "last.safetensors", out / "ckpt" / "last_optim.safetensors"
-
-
-def save_state(out: Path, model, opt, step: int, cfg, metrics: dict | None = None) -> None:
-    """Atomically replace OUT/ckpt/last.* with the state after `step` steps."""
-    import torch
-    from safetensors.torch import save_file
-
-    from amplify.tokenizer.checkpoint import save_tokenizer
-
-    wpath, opath = _ckpt_paths(out)
-    tmp = out / "ckpt" / "tmp"
-    meta = {"step": step, "train": _jsonable(cfg), "metrics": metrics or {}}
-    save_tokenizer(model, tmp / "last", meta=meta)
-    sd = opt.state_dict()
-    tensors = {
-        f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-    }
-    save_file(tensors, str(tmp / "last_optim.safetensors"), metadata={"step": str(step)})
-    for src, dst in [
-        (tmp / "last_optim.safetensors", opath),
-        (tmp / "last.json", wpath.with_suffix(".json")),
-        (tmp / "last.safetensors", wpath),  # last: its presence marks a complete checkpoint
-    ]:
-        os.replace(src, dst)
-
-
-def load_state(out: Path, model, opt) -> int:
-    """Restore weights and optimizer from OUT/ckpt; returns the step (0 when there is none)."""
-    from safetensors.torch import load_file
-
-    wpath, opath = _ckpt_paths(out)
-    if not wpath.is_file():
-        return 0
-    meta = json.loads(wpath.with_suffix(".json").read_text())
-    model.load_state_dict(load_file(str(wpath)))
-    if opath.is_file():
-        flat = load_file(str(opath))
-        sd = opt.state_dict()
-        state: dict[int, dict] = {}
-        for key, v in flat.items():
-            i, k = key.split(".", 1)
-            state.setdefault(int(i), {})[k] = v
-        sd["state"] = state
-        opt.load_state_dict(sd)
-    return int(meta["step"])
-
-
-def _jsonable(cfg) -> dict:
-    return json.loads(json.dumps(asdict(cfg), default=str))
-
-
-def lr_at(cfg: TokenizerTrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 # ---- held-out evaluation ------------------------------------------------------------------------
@@ -208,10 +111,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     from amplify.tokenizer.model import CausalVideoTokenizer
 
     cfg = TokenizerTrainConfig(**loop_cfg["cfg"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
+    rank, world = training.worker_setup(cfg)
     torch.manual_seed(cfg.seed)
     out = Path(loop_cfg["out"])
 
@@ -236,7 +136,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     # 2. Model, optimizer, resume.
     model = CausalVideoTokenizer(cfg.tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = load_state(out, model, opt)
+    start = training.load_state(out, model, opt)
     print(f"[rank {rank}] starting at step {start}", flush=True)
     dmodel = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
@@ -256,7 +156,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     stop = cfg.stop_at if cfg.stop_at and cfg.stop_at > start else cfg.steps
     while step < min(stop, cfg.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)
+            g["lr"] = training.lr_at(cfg, step)
         x = sampler.batch(cfg.batch).to(device)
         y = dmodel(x)
         loss, parts = reconstruction_loss(y, x, cfg.w_ssim, cfg.w_grad)
@@ -271,7 +171,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
         if step % cfg.log_every == 0 or step == cfg.steps:
             n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
             metrics.update({f"train_{k}": v / n for k, v in agg.items()})
-            metrics["lr"] = lr_at(cfg, step - 1)
+            metrics["lr"] = training.lr_at(cfg, step - 1)
             metrics["steps_per_s"] = n / (time.time() - t_log)
             agg, t_log = {}, time.time()
             if rank == 0:
@@ -283,49 +183,20 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
             last_eval = {"step": step, **ev}
             print(json.dumps({"step": step, **ev}), flush=True)
         if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop):
-            save_state(out, model, opt, step, cfg, last_eval)
+            training.save_state(out, model, opt, step, cfg, last_eval)
         if client is not None and len(metrics) > 1:
-            for k, v in metrics.items():
-                if k != "step":
-                    client.log_metric(run_id, k, float(v), step=step)
-            if sample is not None:
-                client.log_image(run_id, sample, artifact_file=f"recon/step_{step:06d}.png")
+            training.log_metrics(
+                client, run_id, metrics, step, sample, f"recon/step_{step:06d}.png"
+            )
         # Every rank reports on the same steps (a report is a collective in Ray Train).
         if step % cfg.log_every == 0 or step % cfg.eval_every == 0 or step == cfg.steps:
             ray.train.report(metrics)
 
 
 # ---- the driver ---------------------------------------------------------------------------------
-def _mlflow_run(cfg: TokenizerTrainConfig, out: Path) -> str:
-    """Start (or continue, on resume) the MLflow run of this `out`; returns its id."""
-    import mlflow
-
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        db = cfg.tracking_uri.removeprefix("sqlite:///")
-        art = (
-            (Path(db).parent / "mlartifacts").resolve().as_uri()
-            if cfg.tracking_uri.startswith("sqlite:///")
-            else None
-        )
-        mlflow.create_experiment(cfg.experiment, artifact_location=art)
-    mlflow.set_experiment(cfg.experiment)
-    id_file = out / "mlflow_run_id"
-    if id_file.is_file():
-        return id_file.read_text().strip()
-    with mlflow.start_run(run_name=out.name) as run:
-        mlflow.log_params({k: str(v) for k, v in asdict(cfg).items()})
-        mlflow.log_dict(json.loads(cfg.tokenizer.to_json()), "tokenizer_config.json")
-    id_file.write_text(run.info.run_id)
-    return run.info.run_id
-
-
 def train(cfg: TokenizerTrainConfig) -> dict:
     """Run (or resume) training; returns the final metrics and the exported checkpoint path."""
-    import ray
     import torch
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
     from amplify.io.ingest import list_inputs
     from amplify.tokenizer.data import split_inputs
@@ -352,78 +223,33 @@ def train(cfg: TokenizerTrainConfig) -> dict:
             indent=1,
         )
     )
-    run_id = _mlflow_run(cfg, out)
+    run_id = training.mlflow_run(
+        cfg, out, json.loads(cfg.tokenizer.to_json()), "tokenizer_config.json"
+    )
 
     # 2. Ray Train.
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(2, cfg.num_workers), include_dashboard=False, log_to_driver=True)
     loop_cfg = {
-        "cfg": _jsonable(cfg),
+        "cfg": training.jsonable(cfg),
         "out": str(out),
         "train_files": [str(p) for p in train_files],
         "eval_files": [str(p) for p in eval_files],
         "run_id": run_id,
     }
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(
-            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker={"CPU": 1}
-        ),
-        run_config=RunConfig(storage_path=str(out / "ray"), name="train"),
-    )
-    trainer.fit()
+    training.fit(train_loop_per_worker, loop_cfg, cfg, out)
 
     # 3. Export the final weights (fp16 by default) with the config beside them.
-    wpath, _ = _ckpt_paths(out)
-    meta = json.loads(wpath.with_suffix(".json").read_text()) if wpath.is_file() else {}
-    step, metrics = meta.get("step", 0), meta.get("metrics", {})
+    wpath, step, metrics = training.last_checkpoint(out)
     exported = ""
     if cfg.export and step >= cfg.steps:
         from amplify.tokenizer.checkpoint import load_tokenizer, save_tokenizer
 
         model = load_tokenizer(wpath)
         model.cfg = TokenizerConfig.from_dict({**asdict(model.cfg), "name": Path(cfg.export).name})
-        meta = {"step": step, "train": _jsonable(cfg), "metrics": metrics}
+        meta = {"step": step, "train": training.jsonable(cfg), "metrics": metrics}
         exported = str(save_tokenizer(model, cfg.export, getattr(torch, cfg.export_dtype), meta))
-    import mlflow
-
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metric("final_step", step)
-        if exported:
-            mlflow.log_artifact(exported)
-            mlflow.log_artifact(str(Path(exported).with_suffix(".json")))
-    return {
-        "step": step,
-        "checkpoint": str(wpath),
-        "exported": exported,
-        "run_id": run_id,
-        **{k: v for k, v in metrics.items() if k != "step"},
-    }
-
-
-def _parse_argv(argv: list[str]) -> TokenizerTrainConfig:
-    """`key=value` pairs (Hydra-like) until the CLI wires this verb."""
-    types = {f.name: f.type for f in fields(TokenizerTrainConfig)}
-    kw: dict = {}
-    for arg in argv:
-        key, _, val = arg.partition("=")
-        if key not in types:
-            raise ConfigError(key, val, "unknown key")
-        t = str(types[key])
-        if "tuple" in t:
-            kw[key] = tuple(v for v in val.strip("[]").split(",") if v)
-        elif "bool" in t:
-            kw[key] = val.lower() in ("1", "true", "yes")
-        elif "int" in t:
-            kw[key] = int(val)
-        elif "float" in t:
-            kw[key] = float(val)
-        else:
-            kw[key] = val
-    return TokenizerTrainConfig(**kw)
+    training.finish_mlflow_run(cfg, run_id, {"final_step": step}, exported)
+    return training.result(wpath, step, metrics, exported, run_id)
 
 
 if __name__ == "__main__":
-    print(json.dumps(train(_parse_argv(sys.argv[1:]))))
+    print(json.dumps(train(training.parse_argv(TokenizerTrainConfig, sys.argv[1:]))))

@@ -14,8 +14,8 @@ Stages:
    real reconstructions, crops, control and condition dropout) and minimises the rectified-flow
    loss (`wfm.flow`).
 3. Every `ckpt_every` steps rank 0 writes OUT/ckpt/last.safetensors (+ .json, + optimizer state);
-   a rerun with the same `out` resumes from that step (the tokenizer pipeline's `save_state` /
-   `load_state`).
+   a rerun with the same `out` resumes from that step (`pipelines.training`, as for the
+   tokenizer).
 4. Rank 0 logs losses, held-out PSNR against the twin (and the source-frames baseline) and sample
    grids (source | generated | twin) to MLflow; at the end the weights are exported (fp16 by
    default) to `export`.
@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,72 +35,52 @@ import torch
 
 from amplify.errors import ConfigError
 from amplify.wfm.config import WFM_CONFIGS, WFMConfig, get_config
-from pipelines.train_tokenizer import _ckpt_paths, _jsonable, load_state, lr_at, save_state
+from pipelines import training
 
 
-@dataclass(frozen=True)
-class WFMTrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class WFMTrainConfig(training.TrainRunConfig):
     """Everything one training run needs; `out` identifies the run (and its resume point)."""
 
     model: str = "wfm-small"  # a WFM_CONFIGS name
     tokenizer: str = "tok-small"  # tokenizer name (checkpoints/tokenizer) or .safetensors path
     tokenizer_wait_s: float = 0.0  # poll this long for the tokenizer checkpoint to appear
-    # Synthetic corpus folders (paired twins) and folders of real clips (own logs, no twins).
-    data: tuple[str, ...] = ("data/synth",)
+    # (`data`: synthetic corpus folders, paired twins, and folders of real clips: own logs.)
     eval_data: str = ""  # a held-out corpus (other seed); "" = hold out by scene index
-    out: str = "runs/wfm"
     # Warm start: weights of another WFM checkpoint (e.g. trained on an earlier snapshot of the
     # tokenizer); the latent statistics are recomputed from this run's bank. "" = from scratch.
     init_from: str = ""
-    export: str = ""  # write the final weights here (PATH.safetensors + PATH.json) if set
-    export_dtype: str = "float16"
     # Also write the tokenizer beside the export (NAME.tokenizer.safetensors, export_dtype): the
     # Generator decodes with it when the named tokenizer is not the one trained on.
     bundle_tokenizer: bool = False
-    steps: int = 2000
-    stop_at: int = 0  # stop (as if killed) once this step is checkpointed; 0 = run to `steps`
     # Wall-clock budget of the training loop (0 = none): the schedule runs on whichever of
     # step / steps and train time / budget is further along, and the run ends at either.
     max_minutes: float = 0.0
     deadline: str = ""  # ISO UTC time ("2026-11-25T20:00:00Z") the budget may not pass; "" = none
-    batch: int = 8
     latent_frames: int = 3  # latent frames per training sample
     crop_h: int = 16  # latent cells (x 8 pixels)
     crop_w: int = 16
-    lr: float = 4e-4
-    min_lr_frac: float = 0.1
-    warmup: int = 100
-    weight_decay: float = 0.0
     p_identity: float = 0.15
     p_uncond: float = 0.1
     p_drop: float = 0.2
     p_context: float = 0.25
     p_real: float = 0.2  # share of samples that are real clips reconstructed (if any are given)
-    seed: int = 0
-    holdout_every: int = 10
     max_scenes: int = 0  # 0 = every training scene
     max_windows: int = 0  # windows per clip; 0 = all
     eval_pairs: int = 3
     eval_steps: int = 8
     eval_guidance: float = 2.0
-    ckpt_every: int = 100
+    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`).
+    out: str = "runs/wfm"
+    steps: int = 2000
+    lr: float = 4e-4
+    min_lr_frac: float = 0.1
     eval_every: int = 500
-    log_every: int = 20
-    num_workers: int = 1
-    use_gpu: bool = False
-    threads: int = 0  # torch threads per worker; 0 = CPUs / workers
-    fps: float = 10.0
-    width: int = 256
-    height: int = 128
-    window: int = 17
-    stride: int = 16
-    mlflow_uri: str = ""  # default: sqlite:///<abs cwd>/mlflow.db
     experiment: str = "wfm"
 
-    def __post_init__(self) -> None:
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", tuple(s for s in self.data.split(",") if s))
-        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+    fractions = ("p_identity", "p_uncond", "p_drop", "p_context", "p_real")
+
+    def _check(self) -> None:
         if self.model not in WFM_CONFIGS:
             raise ConfigError("model", self.model, f"known: {sorted(WFM_CONFIGS)}")
         if not self.data:
@@ -117,24 +97,10 @@ class WFMTrainConfig:
         for key in ("width", "height"):
             if getattr(self, key) % 8:
                 raise ConfigError(key, getattr(self, key), "must be a multiple of 8")
-        for key in ("steps", "batch", "num_workers", "ckpt_every", "eval_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, getattr(self, key), "must be >= 1")
-        for key in ("p_identity", "p_uncond", "p_drop", "p_context", "p_real"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(key, getattr(self, key), "must be in [0, 1]")
-        if self.export_dtype not in ("float16", "float32", "bfloat16"):
-            raise ConfigError("export_dtype", self.export_dtype, "float16, bfloat16 or float32")
-        if self.lr <= 0:
-            raise ConfigError("lr", self.lr, "must be > 0")
 
     @property
     def wfm(self) -> WFMConfig:
         return get_config(self.model)
-
-    @property
-    def tracking_uri(self) -> str:
-        return self.mlflow_uri or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
     def ingest(self):
         from amplify.io.ingest import IngestConfig
@@ -203,10 +169,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     from amplify.wfm.model import WorldModel
 
     cfg = WFMTrainConfig(**loop_cfg["cfg"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
+    rank, world = training.worker_setup(cfg)
     torch.manual_seed(cfg.seed + rank)
     out = Path(loop_cfg["out"])
 
@@ -233,7 +196,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
         if res.unexpected_keys or new:
             raise ConfigError("init_from", cfg.init_from, f"does not fit {wcfg.name}: {res}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = load_state(out, model, opt)
+    start = training.load_state(out, model, opt)
     print(f"[rank {rank}] starting at step {start}", flush=True)
     dmodel = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
@@ -283,7 +246,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
         if _should_stop(progress_step() >= cfg.steps, world):
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, min(progress_step(), cfg.steps - 1))
+            g["lr"] = training.lr_at(cfg, min(progress_step(), cfg.steps - 1))
         batch = _to(sampler.batch(cfg.batch), device)
         loss, parts = flow_loss(model, batch, gen, net=dmodel)
         opt.zero_grad(set_to_none=True)
@@ -310,14 +273,12 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
             print(json.dumps({"step": step, **ev}), flush=True)
             t_log = time.time()
         if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop):
-            save_state(out, model, opt, step, cfg, {**last_eval, "train_seconds": train_s0
-                                                    + time.time() - t_begin})  # fmt: skip
+            train_s = train_s0 + time.time() - t_begin
+            training.save_state(out, model, opt, step, cfg, {**last_eval, "train_seconds": train_s})
         if client is not None and len(metrics) > 1:
-            for k, v in metrics.items():
-                if k != "step":
-                    client.log_metric(run_id, k, float(v), step=step)
-            if grid is not None:
-                client.log_image(run_id, grid, artifact_file=f"samples/step_{step:06d}.png")
+            training.log_metrics(
+                client, run_id, metrics, step, grid, f"samples/step_{step:06d}.png"
+            )
         # Every rank reports on the same steps (a report is a collective in Ray Train).
         if step % cfg.log_every == 0 or step % cfg.eval_every == 0 or step == cfg.steps:
             ray.train.report(metrics)
@@ -331,8 +292,9 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
                 for k, v in ev.items():
                     client.log_metric(run_id, k, float(v), step=step)
                 client.log_image(run_id, grid, artifact_file=f"samples/step_{step:06d}.png")
-        save_state(out, model, opt, step, cfg, {**last_eval, "train_seconds": train_s0
-                                                + time.time() - t_begin, "budget_done": True})  # fmt: skip
+        train_s = train_s0 + time.time() - t_begin
+        done = {**last_eval, "train_seconds": train_s, "budget_done": True}
+        training.save_state(out, model, opt, step, cfg, done)
 
 
 def _budget_s(cfg: WFMTrainConfig, done_s: float) -> float | None:
@@ -499,35 +461,8 @@ def heldout_pairs(files: list[Path], cfg: WFMTrainConfig) -> dict:
 
 
 # ---- the driver -------------------------------------------------------------------------------
-def _mlflow_run(cfg: WFMTrainConfig, out: Path, tok_sha: str) -> str:
-    """Start (or continue, on resume) the MLflow run of this `out`; returns its id."""
-    import mlflow
-
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        art = None
-        if cfg.tracking_uri.startswith("sqlite:///"):
-            db = cfg.tracking_uri.removeprefix("sqlite:///")
-            art = (Path(db).parent / "mlartifacts").resolve().as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=art)
-    mlflow.set_experiment(cfg.experiment)
-    id_file = out / "mlflow_run_id"
-    if id_file.is_file():
-        return id_file.read_text().strip()
-    with mlflow.start_run(run_name=out.name) as run:
-        mlflow.log_params({k: str(v) for k, v in asdict(cfg).items()})
-        mlflow.log_param("tokenizer_sha256", tok_sha)
-        mlflow.log_dict(json.loads(cfg.wfm.to_json()), "wfm_config.json")
-    id_file.write_text(run.info.run_id)
-    return run.info.run_id
-
-
 def train(cfg: WFMTrainConfig) -> dict:
     """Run (or resume) training; returns the final metrics and the exported checkpoint path."""
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     from amplify.wfm.checkpoint import sha256_file
 
     out = Path(cfg.out).resolve()
@@ -544,32 +479,23 @@ def train(cfg: WFMTrainConfig) -> dict:
         str(encode_bank(out, Path(real_frames), tok_path, tok_sha, "bank_real")) if real_frames
         else ""
     )  # fmt: skip
-    run_id = _mlflow_run(cfg, out, tok_sha)
+    wfm_json = json.loads(cfg.wfm.to_json())
+    run_id = training.mlflow_run(
+        cfg, out, wfm_json, "wfm_config.json", {"tokenizer_sha256": tok_sha}
+    )
 
     # 2. Ray Train.
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(2, cfg.num_workers), include_dashboard=False, log_to_driver=True)
     loop_cfg = {
-        "cfg": _jsonable(cfg),
+        "cfg": training.jsonable(cfg),
         "out": str(out),
         "tokenizer_path": str(tok_path),
         "run_id": run_id,
         **data,
     }
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(
-            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker={"CPU": 1}
-        ),
-        run_config=RunConfig(storage_path=str(out / "ray"), name="train"),
-    )
-    trainer.fit()
+    training.fit(train_loop_per_worker, loop_cfg, cfg, out)
 
     # 3. Export the final weights (fp16 by default) with the config and lineage beside them.
-    wpath, _ = _ckpt_paths(out)
-    meta = json.loads(wpath.with_suffix(".json").read_text()) if wpath.is_file() else {}
-    step, metrics = meta.get("step", 0), meta.get("metrics", {})
+    wpath, step, metrics = training.last_checkpoint(out)
     exported = ""
     if cfg.export and (step >= cfg.steps or metrics.get("budget_done")):
         from amplify.wfm.checkpoint import load_wfm, save_wfm
@@ -578,7 +504,7 @@ def train(cfg: WFMTrainConfig) -> dict:
         model.cfg = WFMConfig.from_dict({**asdict(model.cfg), "tokenizer": cfg.tokenizer})
         meta = {
             "step": step,
-            "train": _jsonable(cfg),
+            "train": training.jsonable(cfg),
             "metrics": metrics,
             "tokenizer": {"name": cfg.tokenizer, "path": str(tok_path), "sha256": tok_sha},
         }
@@ -590,46 +516,11 @@ def train(cfg: WFMTrainConfig) -> dict:
 
             tok_meta = {"source": str(tok_path), "source_sha256": tok_sha}
             save_tokenizer(load_tokenizer(tok_path), bundled_tokenizer(exported), dtype, tok_meta)
-    import mlflow
-
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metric("final_step", step)
-        mlflow.log_metric("wall_s", time.time() - t_start)
-        if exported:
-            mlflow.log_artifact(exported)
-            mlflow.log_artifact(str(Path(exported).with_suffix(".json")))
-    return {
-        "step": step,
-        "checkpoint": str(wpath),
-        "exported": exported,
-        "run_id": run_id,
-        "tokenizer_sha256": tok_sha,
-        **{k: v for k, v in metrics.items() if k != "step"},
-    }
-
-
-def _parse_argv(argv: list[str]) -> WFMTrainConfig:
-    """`key=value` pairs (Hydra-like) until the CLI wires this verb."""
-    types = {f.name: str(f.type) for f in fields(WFMTrainConfig)}
-    kw: dict = {}
-    for arg in argv:
-        key, _, val = arg.partition("=")
-        if key not in types:
-            raise ConfigError(key, val, "unknown key")
-        t = types[key]
-        if "tuple" in t:
-            kw[key] = tuple(v for v in val.strip("[]").split(",") if v)
-        elif "bool" in t:
-            kw[key] = val.lower() in ("1", "true", "yes")
-        elif "int" in t:
-            kw[key] = int(val)
-        elif "float" in t:
-            kw[key] = float(val)
-        else:
-            kw[key] = val
-    return WFMTrainConfig(**kw)
+    training.finish_mlflow_run(
+        cfg, run_id, {"final_step": step, "wall_s": time.time() - t_start}, exported
+    )
+    return training.result(wpath, step, metrics, exported, run_id, tokenizer_sha256=tok_sha)
 
 
 if __name__ == "__main__":
-    print(json.dumps(train(_parse_argv(sys.argv[1:]))))
+    print(json.dumps(train(training.parse_argv(WFMTrainConfig, sys.argv[1:]))))
