@@ -373,11 +373,42 @@ def evaluate(
         result["sheet"] = str(write_sheet(sheet_rows, cfg.sheet))
     result["seconds"] = time.perf_counter() - t_start
     result = _round(result)
+    progress(markdown(result))
     if cfg.out_json:
         Path(cfg.out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out_json).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     print(json.dumps(result, sort_keys=True), flush=True)
     return result
+
+
+def markdown(result: dict) -> str:
+    """The summary as Markdown tables (per condition and method; real clips apart), as in
+    docs/EVAL.md."""
+    order = ("model", "raw", "recon", "source", "augment", "truth")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+    def table(sections: list[tuple[str, dict]], keys: list[str]) -> list[str]:
+        lines = ["| condition | method | " + " | ".join(keys) + " |",
+                 "|---|---|" + "---|" * len(keys)]  # fmt: skip
+        for name, d in sections:
+            for m in (m for m in order if m in d):
+                lines.append(f"| {name} | {m} | " + " | ".join(f(d[m].get(k)) for k in keys) + " |")
+        return lines
+
+    keys = ["psnr", "ssim", "cls_acc", "edge_f1", "blur_ssim", "fd", "flicker_ratio"]
+    conds = [(c, d) for c, d in result["conditions"].items()]
+    out = table([*conds, ("**overall**", result["overall"])], keys)
+    real = result.get("real")
+    if real and real.get("clips"):
+        clips = ", ".join(f"{c['clip']} ({c['frames']} frames, classified {c['source_class']})"
+                          for c in real["clips"])  # fmt: skip
+        out += ["", f"Real clips, no twin: {clips}", ""]
+        keys = ["cls_acc", "cls_weather", "cls_time_of_day", "edge_f1", "blur_ssim",
+                "flicker_ratio"]  # fmt: skip
+        out += table([*real["conditions"].items(), ("**overall**", real["overall"])], keys)
+    return "\n".join(out)
 
 
 def _classifier_info(name: str, given: Any) -> dict:

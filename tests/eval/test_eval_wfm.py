@@ -36,9 +36,13 @@ class StandIn:
 def test_evaluate_end_to_end(tmp_path, capsys):
     cfg = WFMEvalConfig(scenes=1, frames=5, width=64, height=32, targets=("fog_day", "clear_night"),
                         sheet=str(tmp_path / "sheet.png"), out_json=str(tmp_path / "r.json"))  # fmt: skip
-    gen = StandIn()
-    r = evaluate(cfg, generator=gen, classifier=ConditionClassifier(), progress=lambda s: None)
+    gen, said = StandIn(), []
+    r = evaluate(cfg, generator=gen, classifier=ConditionClassifier(), progress=said.append)
     assert [c[1] for c in gen.calls] == ["fog_day", "clear_night"]
+    table = said[-1].splitlines()  # the Markdown summary comes right before the JSON line
+    assert table[0].startswith("| condition | method | psnr | ssim |")
+    psnr = r["conditions"]["clear_night"]["model"]["psnr"]
+    assert any(row.startswith(f"| clear_night | model | {psnr:.1f} |") for row in table)
     assert gen.calls[0][0] == (5, 32, 64, 3) and gen.calls[0][3] and gen.calls[0][4]
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == json.loads((tmp_path / "r.json").read_text())
