@@ -60,7 +60,7 @@ class GenerateConfig:
     steps: int = 12
     guidance: float = 2.0
     # detail restoration after decoding (amplify.wfm.refine): guided-filter window radius as a
-    # share of the frame's short side; 0 (default: the committed model does not need it) = off
+    # share of the frame's short side; 0 = off (default: it hurts night and fog, docs/EVAL.md)
     refine: float = 0.0
     actors: int = 1  # model replicas (Ray actors), each loads the model once
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU

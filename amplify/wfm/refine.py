@@ -15,8 +15,9 @@ window scale: low frequencies (colour, light, weather veil) stay the model's.
 
 Two modes. `guided` (the default) returns the filter's output: structure finer than the window
 comes from the source, so it also replaces structure the model got wrong (smeared cars, wobbly
-lane lines). It lifted every condition of an earlier, softer checkpoint (docs/EVAL.md); the
-committed `wfm-small` decodes sharp enough that it no longer helps, so it is off by default. `detail` keeps
+lane lines). With the committed `wfm-small` it lifts PSNR and SSIM past both baselines on every
+condition, but at night it restores daylight texture the classifier no longer reads as night
+and in fog it restores edges the fog hides (docs/EVAL.md), so it is off by default. `detail` keeps
 the generated frame whole and only adds the source's fine detail (source minus its Gaussian blur
 of `sigma` px) scaled by the fitted local gain `a`: the right step for a model whose output is
 right but soft, since it cannot flatten what the model drew at mid scale (a headlight cone at
