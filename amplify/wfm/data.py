@@ -221,24 +221,25 @@ def encode_real(
     control; there is no depth. Unreadable clips are reported and skipped. None if no window."""
     from amplify.io.ingest import read_windows
 
-    T = ingest_cfg.window
+    T = 1 + (ingest_cfg.window - 1) // 4 * 4  # as the twins: the tokenizer's 1 + 4k frames
     frm, edg, blr, lay, dep, hl, hd, names = [], [], [], [], [], [], [], []
     for i, path in enumerate(paths):
         try:
-            wins = [w for w in read_windows(path, ingest_cfg) if len(w.frames) == T]
+            wins = [w for w in read_windows(path, ingest_cfg) if len(w.frames) >= T]
         except InputError as e:
             progress(f"wfm data: real clip {path} skipped: {e}")
             continue
         if max_windows:
             wins = wins[:max_windows]
         for j, win in enumerate(wins):
-            ctl = extract_controls(win.frames, labels=win.labels, names=(*TWIN_CONTROLS, "layout"))
+            frames = win.frames[:T]
+            ctl = extract_controls(frames, labels=win.labels, names=(*TWIN_CONTROLS, "layout"))
             n = 1 + (T - 1) // 4
             shape = (4 * CONTROLS["layout"][0], n, *(x // CONTROLS["layout"][1]
-                                                     for x in win.frames.shape[1:3]))  # fmt: skip
+                                                     for x in frames.shape[1:3]))  # fmt: skip
             dshape = (4 * CONTROLS["depth"][0], n, *(x // CONTROLS["depth"][1]
-                                                     for x in win.frames.shape[1:3]))  # fmt: skip
-            frm.append(torch.from_numpy(np.ascontiguousarray(win.frames))[None])
+                                                     for x in frames.shape[1:3]))  # fmt: skip
+            frm.append(torch.from_numpy(np.ascontiguousarray(frames))[None])
             edg.append(torch.from_numpy(ctl["edges"]).half()[None])
             blr.append(torch.from_numpy(ctl["blur"]).half()[None])
             lay.append(_or_zeros(ctl["layout"], shape))
