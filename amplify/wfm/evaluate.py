@@ -203,13 +203,12 @@ def _generate(
 ) -> dict[str, np.ndarray]:
     """The model's output ("model") and, when the generator restores detail after decoding, the
     decoded frames before that step ("raw"): one sampling run gives both."""
-    from amplify.wfm.refine import RefineConfig, restore_detail
+    from amplify.wfm.refine import restore_detail
 
-    refine = getattr(generator, "refine", None)
-    if isinstance(refine, RefineConfig) and refine.radius > 0:
+    if _has_raw(generator):
         raw = _check_output(generator.generate(source, cond, seed=seed, layout=layout,
                                                depth=depth, refine=False), source)  # fmt: skip
-        return {"model": restore_detail(raw, source, refine), "raw": raw}
+        return {"model": restore_detail(raw, source, generator.refine), "raw": raw}
     gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth)
     return {"model": _check_output(gen, source)}
 
