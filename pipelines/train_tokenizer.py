@@ -152,7 +152,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     run_id = loop_cfg.get("run_id")
 
     # 3. Train.
-    step, t_log, agg, last_eval = start, time.time(), {}, {}
+    step, last_eval, log = start, {}, training.StepLog(cfg, rank)
     stop = cfg.stop_at if cfg.stop_at and cfg.stop_at > start else cfg.steps
     while step < min(stop, cfg.steps):
         for g in opt.param_groups:
@@ -160,22 +160,9 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
         x = sampler.batch(cfg.batch).to(device)
         y = dmodel(x)
         loss, parts = reconstruction_loss(y, x, cfg.w_ssim, cfg.w_grad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        training.optimizer_step(model, opt, loss)
         step += 1
-        for k, v in {"loss": loss.item(), **parts}.items():
-            agg[k] = agg.get(k, 0.0) + v
-        metrics: dict = {"step": step}
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-            metrics.update({f"train_{k}": v / n for k, v in agg.items()})
-            metrics["lr"] = training.lr_at(cfg, step - 1)
-            metrics["steps_per_s"] = n / (time.time() - t_log)
-            agg, t_log = {}, time.time()
-            if rank == 0:
-                print(json.dumps({k: round(v, 5) for k, v in metrics.items()}), flush=True)
+        metrics = log.after(step, loss.item(), parts, opt.param_groups[0]["lr"])
         sample = None
         if rank == 0 and heldout and (step % cfg.eval_every == 0 or step == cfg.steps):
             ev, sample = evaluate_windows(model, heldout, device)

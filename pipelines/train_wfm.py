@@ -226,7 +226,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
                 pairs = {k: z[k] for k in z.files}
 
     # 3. Train.
-    step, t_log, agg, last_eval = start, time.time(), {}, {}
+    step, last_eval, log = start, {}, training.StepLog(cfg, rank)
     stop = cfg.stop_at if cfg.stop_at and cfg.stop_at > start else cfg.steps
     meta_file = out / "ckpt" / "last.json"
     train_s0 = 0.0
@@ -249,29 +249,16 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
             g["lr"] = training.lr_at(cfg, min(progress_step(), cfg.steps - 1))
         batch = _to(sampler.batch(cfg.batch), device)
         loss, parts = flow_loss(model, batch, gen, net=dmodel)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        training.optimizer_step(model, opt, loss)
         step += 1
-        for k, v in {"loss": loss.item(), **parts}.items():
-            agg[k] = agg.get(k, 0.0) + v
-        metrics: dict = {"step": step}
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-            metrics.update({f"train_{k}": v / n for k, v in agg.items()})
-            metrics["lr"] = opt.param_groups[0]["lr"]
-            metrics["steps_per_s"] = n / (time.time() - t_log)
-            agg, t_log = {}, time.time()
-            if rank == 0:
-                print(json.dumps({k: round(v, 5) for k, v in metrics.items()}), flush=True)
+        metrics = log.after(step, loss.item(), parts, opt.param_groups[0]["lr"])
         grid = None
         if pairs is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
             ev, grid = evaluate_pairs(model, tokenizer, pairs, cfg.eval_steps, cfg.eval_guidance)
             metrics.update(ev)
             last_eval = {"step": step, **ev}
             print(json.dumps({"step": step, **ev}), flush=True)
-            t_log = time.time()
+            log.restart_clock()
         if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop):
             train_s = train_s0 + time.time() - t_begin
             training.save_state(out, model, opt, step, cfg, {**last_eval, "train_seconds": train_s})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -270,3 +271,46 @@ def result(wpath: Path, step: int, metrics: dict, exported: str, run_id: str, **
         **extra,
         **{k: v for k, v in metrics.items() if k != "step"},
     }
+
+
+# ---- the optimisation step and its log ---------------------------------------------------------
+def optimizer_step(model, opt, loss, max_norm: float = 1.0) -> None:
+    """Backward, clip the gradient norm to `max_norm`, step."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    opt.step()
+
+
+class StepLog:
+    """Running means of the losses between log steps (every `log_every` and the last step).
+
+    `after(step, loss, parts, lr)` returns the step's metrics: {"step"} and, on a log step, the
+    means (`train_<name>`), the learning rate and steps per second, printed on rank 0."""
+
+    def __init__(self, cfg: TrainRunConfig, rank: int) -> None:
+        self.cfg, self.rank = cfg, rank
+        self.agg: dict[str, float] = {}
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Steps per second count from now (e.g. after an evaluation that should not count)."""
+        self.t = time.time()
+
+    def after(self, step: int, loss: float, parts: dict, lr: float) -> dict:
+        for k, v in {"loss": loss, **parts}.items():
+            self.agg[k] = self.agg.get(k, 0.0) + v
+        metrics: dict = {"step": step}
+        every = self.cfg.log_every
+        if step % every == 0 or step == self.cfg.steps:
+            n = every if step % every == 0 else step % every
+            metrics.update({f"train_{k}": v / n for k, v in self.agg.items()})
+            metrics["lr"] = lr
+            metrics["steps_per_s"] = n / (time.time() - self.t)
+            self.agg = {}
+            self.restart_clock()
+            if self.rank == 0:
+                print(json.dumps({k: round(v, 5) for k, v in metrics.items()}), flush=True)
+        return metrics
