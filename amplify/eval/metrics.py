@@ -16,6 +16,8 @@ Conventions (every function takes uint8 RGB, a frame `(H, W, 3)` or a clip `(T, 
 - Blurred SSIM: both clips blurred per channel with a Gaussian of sigma 4 px (the scale of the
   Cosmos-Transfer blur control at 256 x 128), then SSIM as above.
 - Flicker of a clip: the mean absolute luma difference between consecutive frames (0..255).
+- Sharpness of a clip: the variance of the luma Laplacian (4-neighbour, border repeated) per
+  frame, averaged over frames; `sharpness_ratio` compares a generated clip with its source.
 - Frechet distance: `|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))` between Gaussians fitted to two
   feature sets (rows are samples), as in FID.
 """
@@ -187,6 +189,21 @@ def flicker_ratio(generated: np.ndarray, reference: np.ndarray) -> float:
     if f_ref == 0:
         return 1.0 if f_gen == 0 else math.inf
     return f_gen / f_ref
+
+
+def sharpness_ratio(generated: np.ndarray, source: np.ndarray) -> float:
+    """Sharpness (variance of the luma Laplacian) of `generated` / that of `source`: 1 = as much
+    fine detail as the source, below 1 = softer (blur, fog, darkness), above 1 = added texture."""
+    a, b = _pair(generated, source)
+
+    def sharpness(x: np.ndarray) -> float:
+        y = luma(x)  # (T, H, W)
+        return float(np.mean([ndimage.laplace(f, mode="nearest").var() for f in y]))
+
+    s_gen, s_src = sharpness(a), sharpness(b)
+    if s_src == 0:
+        return 1.0 if s_gen == 0 else math.inf
+    return s_gen / s_src
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:

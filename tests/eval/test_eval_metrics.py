@@ -92,3 +92,17 @@ def test_shapes_are_checked():
         M.psnr(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
     with pytest.raises(ValueError):
         M.ssim(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+
+
+def test_sharpness_ratio():
+    img = _scene()
+    clip = np.stack([img, _shift(img, 3)])
+    assert M.sharpness_ratio(clip, clip) == pytest.approx(1.0)
+    soft = M.blur(clip, 2.0).round().astype(np.uint8)
+    assert 0 < M.sharpness_ratio(soft, clip) < 0.5  # blur removes Laplacian energy
+    assert M.sharpness_ratio(clip, soft) > 2.0
+    flat = np.full_like(clip, 90)
+    assert M.sharpness_ratio(flat, flat) == 1.0
+    assert M.sharpness_ratio(clip, flat) == math.inf
+    with pytest.raises(ValueError):
+        M.sharpness_ratio(clip, clip[:1])
