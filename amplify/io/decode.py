@@ -4,18 +4,25 @@ Frames are resampled by time, not by index (variable frame rate works): output f
 last source frame whose timestamp is <= t0 + k / fps. Only the frames kept are converted and
 resized (swscale on the decoder's own planes), so a 60 fps 4K clip costs decode time, not
 conversion time, for the frames it drops.
+
+A frame folder (`amplify.io.sequence`) goes the same way: frame i is shown at i / fps (its
+sidecar's rate, else `sequence_fps`), is resampled by the same rule and resized by the same
+swscale AREA filter; only the frames kept are read.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from amplify.errors import CorruptVideoError, TooShortError
+from amplify.errors import BadDimensionsError, CorruptVideoError, TooShortError
 from amplify.io.probe import VideoInfo, probe, raise_decode_error
+from amplify.io.sequence import frame_files, read_frame
 
 RESIZE_MODES = ("crop", "letterbox")
 
@@ -67,14 +74,19 @@ def decode_frames(
     mode: str = "crop",
     info: VideoInfo | None = None,
     max_frames: int | None = None,
+    sequence_fps: float = 10.0,
 ) -> Iterator[DecodedFrame]:
     """Yield frames resampled to `fps` and resized to `width x height` (display orientation).
 
     Raises `CorruptVideoError` (naming the frame) when the stream breaks and no frame came out,
     and for damage mid-stream after some frames it stops cleanly: a truncated recording keeps the
-    frames it has. `TooShortError` when nothing decodes at all.
+    frames it has. `TooShortError` when nothing decodes at all. A frame folder is read by
+    `decode_sequence` at its sidecar's rate, else at `sequence_fps`.
     """
     info = info or probe(path)
+    if os.path.isdir(path):
+        yield from decode_sequence(path, fps, width, height, mode, info, max_frames, sequence_fps)
+        return
     geometry: Geometry | None = None
     rotation_k = 0
     step = 1.0 / fps
@@ -142,6 +154,53 @@ def decode_frames(
             emitted += 1
     if decoded == 0:
         raise TooShortError(path, "no frame could be decoded")
+
+
+def decode_sequence(
+    folder: str,
+    fps: float,
+    width: int,
+    height: int,
+    mode: str,
+    info: VideoInfo,
+    max_frames: int | None = None,
+    sequence_fps: float = 10.0,
+) -> Iterator[DecodedFrame]:
+    """A frame folder as a video: output frame k shows frame floor(k / fps * rate), the last one
+    at or before its time, where rate is `info.fps` (the sidecar's) or `sequence_fps`.
+
+    Unlike a truncated video, a broken frame is an error (`CorruptVideoError` naming it), and so
+    is a frame of another size (`BadDimensionsError`).
+    """
+    files = frame_files(folder)
+    rate = info.fps or sequence_fps
+    last_t = (len(files) - 1) / rate
+    geometry = fit_geometry(info.width, info.height, width, height, mode)
+    held: tuple[int, np.ndarray] | None = None
+    k = 0
+    while (t := k / fps) <= last_t + 1e-6 and (max_frames is None or k < max_frames):
+        i = min(len(files) - 1, math.floor(t * rate + 1e-6))
+        if held is None or held[0] != i:
+            img = read_frame(folder, files[i], i)
+            if img.shape[:2] != (info.height, info.width):
+                raise BadDimensionsError(
+                    folder,
+                    f"frame {files[i].name} is {img.shape[1]}x{img.shape[0]} but the folder's "
+                    f"frames are {info.width}x{info.height}",
+                    frame=i,
+                )
+            held = (i, _resize_rgb(img, geometry, width, height))
+        yield DecodedFrame(held[1], t, i)
+        k += 1
+
+
+def _resize_rgb(img: np.ndarray, g: Geometry, width: int, height: int) -> np.ndarray:
+    """The video path's resize on an RGB image: swscale AREA to the scaled size, then place."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+    scaled = frame.reformat(
+        width=g.scaled_width, height=g.scaled_height, format="rgb24", interpolation="AREA"
+    ).to_ndarray()
+    return place(scaled, g, width, height)
 
 
 def place(img: np.ndarray, g: Geometry, width: int, height: int) -> np.ndarray:

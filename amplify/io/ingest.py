@@ -4,6 +4,10 @@
 `cfg.width x cfg.height` -> split at hard scene cuts -> windows of `cfg.window` frames every
 `cfg.stride` frames inside each shot (a window never straddles a cut) -> labels resampled and
 resized with the frames. It raises an `InputError` subclass naming the file and the reason.
+
+A clip is a video file or a frame folder (a directory of >= 2 .jpg/.jpeg/.png images and no
+video, see `amplify.io.sequence`): `list_inputs` lists such a folder as one input, and every
+stage reads it like a video, at the rate in its `fps.txt` or else `cfg.sequence_fps`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from amplify.errors import ConfigError, LabelError, TooShortError
 from amplify.io.decode import RESIZE_MODES, decode_frames, fit_geometry
 from amplify.io.probe import VideoInfo, probe
 from amplify.io.scenecut import frame_signature, is_cut
+from amplify.io.sequence import is_frame_folder
 from amplify.labels import ClipLabels, is_sidecar, load_labels
 
 VIDEO_EXTENSIONS = (
@@ -54,6 +59,8 @@ class IngestConfig:
     decode_timeout_s: float = 300.0  # per clip; a decoder past it is killed and the clip errors
     image_format: str = "png"  # png (lossless) or jpeg, for the frames written to the dataset
     jpeg_quality: int = 95
+    # Source rate of a frame folder without an `fps.txt` sidecar (see amplify/io/sequence.py).
+    sequence_fps: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 240:
@@ -80,13 +87,19 @@ class IngestConfig:
             raise ConfigError("ingest.max_windows", self.max_windows, "must be >= 0")
         if self.decode_timeout_s <= 0:
             raise ConfigError("ingest.decode_timeout_s", self.decode_timeout_s, "must be > 0")
+        if not 0 < self.sequence_fps <= 1000:
+            raise ConfigError("ingest.sequence_fps", self.sequence_fps, "must be in (0, 1000]")
         if self.image_format not in ("png", "jpeg"):
             raise ConfigError("ingest.image_format", self.image_format, "must be png or jpeg")
 
     def fingerprint(self) -> str:
         """What decides the windows' content: windows of two configs never share an id."""
+        # The frame-folder rate joins only when it is not the default: ids made before it existed
+        # stay the same.
+        seq = f"-seq{self.sequence_fps:g}" if self.sequence_fps != 10.0 else ""
         return (
             f"{self.fps:g}fps-{self.width}x{self.height}-{self.resize}-w{self.window}s{self.stride}"
+            + seq
         )
 
 
@@ -108,15 +121,22 @@ def list_inputs(root: str | Path) -> list[Path]:
 
     Skips label sidecars and names starting with `.` or `_` (corpus metadata). Other files are
     all returned, video extension or not: a job must account for each (rows or an error row).
+    A frame folder (`amplify.io.sequence.is_frame_folder`, `root` itself included) is one input,
+    and nothing inside it is listed.
     """
     root = Path(root)
     if root.is_file() or (os.path.lexists(root) and not root.exists()):
         return [root]
     if not root.is_dir():
         raise FileNotFoundError(f"input {str(root)!r} is neither a file nor a folder")
+    if is_frame_folder(root):
+        return [root]
     out = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        sequences = [d for d in dirnames if is_frame_folder(Path(dirpath) / d)]
+        out += [Path(dirpath) / d for d in sequences]
+        dirnames[:] = [d for d in dirnames if d not in sequences]
         for name in filenames:
             if name.startswith((".", "_")) or is_sidecar(name):
                 continue
@@ -175,7 +195,10 @@ def iter_windows(
 
     skip = 0  # frames still to drop when the stride is longer than the window
     shot_windows = 0
-    for f in decode_frames(path, cfg.fps, cfg.width, cfg.height, cfg.resize, info):
+    frames_in = decode_frames(
+        path, cfg.fps, cfg.width, cfg.height, cfg.resize, info, sequence_fps=cfg.sequence_fps
+    )
+    for f in frames_in:
         total += 1
         sig = frame_signature(f.image)
         if prev_sig is not None and is_cut(prev_sig, sig, cfg.scene_cut_threshold):

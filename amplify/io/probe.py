@@ -24,6 +24,7 @@ from amplify.errors import (
     NotAVideoError,
     UnreadableFileError,
 )
+from amplify.io.sequence import FPS_SIDECAR, frame_files, image_size, read_frame, sidecar_fps
 
 # Beyond 16k on a side, or more pixels than 8k x 8k, no dashcam produced it: the header is lying
 # (and a decoder would try to allocate gigabytes per frame).
@@ -81,9 +82,21 @@ def check_file(path: str | Path) -> int:
 
 
 def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of the file's bytes: the identity of a source clip, whatever its name."""
-    check_file(path)
+    """sha256 of the file's bytes: the identity of a source clip, whatever its name.
+
+    A frame folder hashes its frames in order (each name, then its bytes) and its fps sidecar.
+    """
     h = hashlib.sha256()
+    if Path(path).is_dir():
+        files = frame_files(path)
+        fps_file = Path(path) / FPS_SIDECAR
+        for p in [*files, *([fps_file] if fps_file.is_file() else [])]:
+            h.update(p.name.encode() + b"\0")
+            with open(p, "rb") as f:
+                while block := f.read(chunk):
+                    h.update(block)
+        return h.hexdigest()
+    check_file(path)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
@@ -106,7 +119,12 @@ def first_frame_rotation(container: av.container.InputContainer, path: str) -> i
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Open `path` and describe its first video stream; raise an `InputError` when it is not a clip."""
+    """Open `path` and describe its first video stream; raise an `InputError` when it is not a clip.
+
+    A directory is probed as a frame folder (`probe_sequence`).
+    """
+    if Path(path).is_dir():
+        return probe_sequence(path)
     size = check_file(path)
     path = str(path)
     try:
@@ -150,6 +168,43 @@ def probe(path: str | Path) -> VideoInfo:
             rotation=rotation,
             size_bytes=size,
         )
+
+
+def probe_sequence(folder: str | Path) -> VideoInfo:
+    """Describe a frame folder (see `amplify.io.sequence`): every frame's header is read, so
+    mixed sizes or an unreadable frame fail here, and the first frame is decoded.
+
+    `fps` is the sidecar's rate, 0 without one (the decoder then uses its default).
+    """
+    folder = str(folder)
+    files = frame_files(folder)
+    w, h = image_size(folder, files[0], 0)
+    for i, f in enumerate(files[1:], 1):
+        size = image_size(folder, f, i)
+        if size != (w, h):
+            raise BadDimensionsError(
+                folder,
+                f"frame {f.name} is {size[0]}x{size[1]} but frame {files[0].name} is {w}x{h}: "
+                "a frame folder must hold frames of one size",
+                frame=i,
+            )
+    if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise BadDimensionsError(folder, f"implausible frame size {w}x{h}")
+    read_frame(folder, files[0], 0)
+    fps = sidecar_fps(folder) or 0.0
+    suffix = files[0].suffix.lower()
+    return VideoInfo(
+        path=folder,
+        container="image_sequence",
+        codec="png" if suffix == ".png" else "mjpeg",
+        width=w,
+        height=h,
+        fps=fps,
+        duration_s=len(files) / fps if fps else 0.0,
+        frames=len(files),
+        rotation=0,
+        size_bytes=sum(f.stat().st_size for f in files),
+    )
 
 
 def _ffmsg(e: Exception) -> str:
