@@ -92,6 +92,13 @@ VERBS = [
         "world model vs ground-truth twins and baselines",
     ),
     Verb(
+        "eval real",
+        "eval_real",
+        "amplify.eval.real:RealEvalConfig",
+        "amplify.eval.real:run",
+        "world model on real clips of known condition: identity, structure, classifier",
+    ),
+    Verb(
         "train classifier",
         "train_classifier",
         "amplify.eval.classifier:ClassifierTrainConfig",
