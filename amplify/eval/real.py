@@ -50,6 +50,9 @@ from amplify.wfm.evaluate import (
 METHODS: tuple[str, ...] = ("model", "augment")
 METRICS: tuple[str, ...] = ("blur_ssim", "edge_f1", "sharpness", "cls_acc", "flicker_ratio")
 IDENTITY: tuple[str, ...] = ("identity_psnr", "identity_ssim", "tokenizer_psnr", "tokenizer_ssim")
+# per clip only: how much fine detail identity and the tokenizer keep (output / source), the
+# reference for the variations' `sharpness`
+PER_CLIP: tuple[str, ...] = (*IDENTITY, "identity_sharpness", "tokenizer_sharpness")
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -214,12 +217,14 @@ def _score_window(
         same = _check(generator.generate(source, own, seed=seed), source)
         row["identity_psnr"] = min(M.psnr(same, source), PSNR_CAP)
         row["identity_ssim"] = M.ssim(same, source)
+        row["identity_sharpness"] = M.sharpness_ratio(same, source)
         shown["identity"] = same[mid]
         tok = getattr(generator, "tokenizer", None)
         if tok is not None:
             rec = reconstruct(tok, source)
             row["tokenizer_psnr"] = min(M.psnr(rec, source), PSNR_CAP)
             row["tokenizer_ssim"] = M.ssim(rec, source)
+            row["tokenizer_sharpness"] = M.sharpness_ratio(rec, source)
             shown["tokenizer"] = rec[mid]
         # 2. The variations (the own condition, if a target, is the identity output: same seed).
         for cond in targets:
@@ -246,7 +251,7 @@ def _mean(values: list[float]) -> float:
 def _mean_rows(rows: list[dict], targets: list[str]) -> dict[str, Any]:
     """Windows -> clip, or clips -> summary: means of the identity keys and per-method metrics."""
     out: dict[str, Any] = {k: _mean([r[k] for r in rows if k in r]) for k in
-                           ("source_cls_ok", *IDENTITY) if any(k in r for r in rows)}  # fmt: skip
+                           ("source_cls_ok", *PER_CLIP) if any(k in r for r in rows)}  # fmt: skip
     for k in METHODS:
         if any(k in r for r in rows):
             out[k] = {t: {m: _mean([r[k][t][m] for r in rows if k in r]) for m in METRICS}
@@ -347,7 +352,7 @@ def _sheet_rows(
     i: int, clip: str, own: Condition, targets: list[str], shown: dict[str, np.ndarray]
 ) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     """Source | model | augment rows of one clip, one tile per condition."""
-    label = f"{i + 1} {Path(clip).name[:18]}"
+    label = f"{i + 1} {Path(clip).stem[:13]}"
     first = [(f"source {own.name}", shown["source"])]
     first += [(k, shown[k]) for k in ("identity", "tokenizer") if k in shown]
     out = [(f"{label} source", first)]
@@ -363,15 +368,21 @@ def markdown(result: dict[str, Any]) -> str:
     def f(v: Any) -> str:
         return "-" if v is None else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 
-    ident = [k for k in IDENTITY if result.get(k) is not None]
-    lines = ["| clip | condition | classified | " + " | ".join(ident) + " |",
-             "|---|---|---|" + "---|" * len(ident)]  # fmt: skip
-    for r in result["clips"]:
+    rows = result["clips"]
+    sha = result["checkpoint"]["sha256"]
+    lines = [f"Real clips: {len(rows)} scored, {len(result['errors'])} not; checkpoint "
+             f"{result['checkpoint']['name']}" + (f" (sha256 {sha[:12]})" if sha else "")
+             + f", classifier {result['classifier']['name']}.", ""]  # fmt: skip
+    cols = [k for k in PER_CLIP if any(r.get(k) is not None for r in rows)]
+    lines += ["| clip | condition | classified | " + " | ".join(cols) + " |",
+              "|---|---|---|" + "---|" * len(cols)]  # fmt: skip
+    for r in rows:
         lines.append(f"| {r['clip']} | {r['condition']} | {r['source_class']} | "
-                     + " | ".join(f(r.get(k)) for k in ident) + " |")  # fmt: skip
+                     + " | ".join(f(r.get(k)) for k in cols) + " |")  # fmt: skip
     acc = result["classifier_acc_sources"]
-    lines.append(f"| **mean** ({len(result['clips'])} clips) | | {f(acc)} correct | "
-                 + " | ".join(f(result[k]) for k in ident) + " |")  # fmt: skip
+    means = [_round(_mean([r.get(k) for r in rows])) for k in cols]
+    lines.append(f"| **mean** ({len(rows)} clips) | | {f(acc)} correct | "
+                 + " | ".join(f(v) for v in means) + " |")  # fmt: skip
     lines += ["", "| condition | method | " + " | ".join(METRICS) + " |",
               "|---|---|" + "---|" * len(METRICS)]  # fmt: skip
     methods = [k for k in METHODS if result.get(k)]

@@ -121,6 +121,7 @@ def test_cli_end_to_end(tmp_path, clips, tiny_checkpoints, capsys):
         assert c["windows"] == 1 and c["frames"] == 5
         assert 0 < c["identity_psnr"] < 100 and -1 <= c["identity_ssim"] <= 1
         assert 0 < c["tokenizer_psnr"] <= 100 and -1 <= c["tokenizer_ssim"] <= 1
+        assert c["identity_sharpness"] >= 0 and c["tokenizer_sharpness"] >= 0
     assert r["identity_psnr"] == pytest.approx(np.mean([c["identity_psnr"] for c in r["clips"]]),
                                                abs=1e-3)  # fmt: skip
     assert r["classifier_acc_sources"] in (0.0, 0.5, 1.0)
@@ -146,8 +147,10 @@ def test_identity_stand_in_scores_the_cap(clips, capsys):
     assert gen.calls == ["clear_day", "fog_day", "clear_night", "clear_night", "fog_day"]
     a, b = r["clips"]
     assert a["identity_psnr"] == 100.0 and a["identity_ssim"] == pytest.approx(1.0)
+    assert a["identity_sharpness"] == pytest.approx(1.0) and b["identity_sharpness"] < 0.2
     assert b["identity_psnr"] < 30  # asked for night, the stand-in darkens: no longer the source
     assert r["tokenizer_psnr"] == 100.0 and r["tokenizer_ssim"] == pytest.approx(1.0)
+    assert all(c["tokenizer_sharpness"] == pytest.approx(1.0) for c in r["clips"])
     # both sources are bright: the classifier says clear_day for both, the file says so for one
     assert r["classifier_acc_sources"] == 0.5
     fog, night = r["model"]["fog_day"], r["model"]["clear_night"]
