@@ -356,45 +356,48 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
         # Variations are encoded like their source (lossless stays lossless).
         fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
         frame_rows, clip_rows = [], []
-        for variation in target.variations:
-            weather, _, tod = variation.partition("_")
-            cond = Condition(weather, tod, target.intensity)
-            for seed in range(target.seeds):
-                images = generator.generate(frames, cond, seed=seed, layout=layout)  # (T, H, W, 3)
-                cid = S.clip_id(
-                    src_clip["source_id"],
-                    src_clip["ingest"],
-                    src_clip["window_index"],
-                    variation,
-                    seed,
-                )
-                for r, img in zip(rows, images, strict=True):
-                    frame_rows.append(
-                        {
-                            **r,
-                            "frame_id": S.frame_id(cid, r["frame_index"]),
-                            "clip_id": cid,
-                            "variation": variation,
-                            "image": {"bytes": encode_image(img, fmt), "path": None},
-                            "weather": weather,
-                            "time_of_day": tod,
-                            "intensity": target.intensity,
-                        }
-                    )
-                clip_rows.append(
+        requests = [
+            (Condition(*v.split("_", 1), target.intensity), seed)
+            for v in target.variations
+            for seed in range(target.seeds)
+        ]
+        outputs = generator.generate_many(frames, requests, layout=layout)  # (T, H, W, 3) each
+        for (cond, seed), images in zip(requests, outputs, strict=True):
+            variation, weather, tod = cond.name, cond.weather, cond.time_of_day
+            cid = S.clip_id(
+                src_clip["source_id"],
+                src_clip["ingest"],
+                src_clip["window_index"],
+                variation,
+                seed,
+            )
+            for r, img in zip(rows, images, strict=True):
+                frame_rows.append(
                     {
-                        **src_clip,
+                        **r,
+                        "frame_id": S.frame_id(cid, r["frame_index"]),
                         "clip_id": cid,
                         "variation": variation,
+                        "image": {"bytes": encode_image(img, fmt), "path": None},
                         "weather": weather,
                         "time_of_day": tod,
                         "intensity": target.intensity,
-                        "seed": seed,
-                        "generator": generator.name,
-                        "checkpoint_sha256": generator.checkpoint_sha256,
-                        "parent_clip_id": target.clip_id,
                     }
                 )
+            clip_rows.append(
+                {
+                    **src_clip,
+                    "clip_id": cid,
+                    "variation": variation,
+                    "weather": weather,
+                    "time_of_day": tod,
+                    "intensity": target.intensity,
+                    "seed": seed,
+                    "generator": generator.name,
+                    "checkpoint_sha256": generator.checkpoint_sha256,
+                    "parent_clip_id": target.clip_id,
+                }
+            )
         stage = staging_dir(target.out, target.job_id)
         name = f"{src_clip['source_id']}-gen-{target.clip_id[:8]}.parquet"
         write_part(to_table("frames", frame_rows), stage / "frames" / name)

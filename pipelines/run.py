@@ -119,7 +119,6 @@ class GenerateVariations:
 
         self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance,
                              refine=refine)  # fmt: skip
-        self.gen.name = f"wfm:{checkpoint}"
 
     def __call__(self, batch: dict) -> dict:
         results = []

@@ -121,30 +121,17 @@ def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_pairs(model, tokenizer, pairs: dict, steps: int, guidance: float):
     """Mean PSNR of generated vs twin and source vs twin over eval pairs; a sample grid (uint8)."""
     from amplify.synth.conditions import Condition
-    from amplify.tokenizer.data import to_tensor
-    from amplify.wfm.config import SOURCE
-    from amplify.wfm.controls import extract_controls
-    from amplify.wfm.data import condition_ids
-    from amplify.wfm.sampler import SamplerConfig, sample
+    from amplify.wfm.generate import Generator
 
     model.eval()
+    gen = Generator.from_models(model, tokenizer, steps=steps, guidance=guidance)
     gen_p, src_p, grid = [], [], None
     for i in range(len(pairs["source"])):
         src, twin = pairs["source"][i], pairs["twin"][i]
-        T, H, W, _ = src.shape
-        ctl = extract_controls(src, layout=pairs["layout"][i], depth=pairs["depth"][i],
-                               names=model.cfg.controls)  # fmt: skip
-        controls = {k: None if v is None else torch.from_numpy(v)[None] for k, v in ctl.items()}
-        if SOURCE in model.cfg.controls:
-            controls[SOURCE] = tokenizer.encode(to_tensor(src))
-        w, t, inten = condition_ids(Condition(*str(pairs["condition"][i]).split("_")))
-        cond = {"weather": torch.tensor([w]), "time_of_day": torch.tensor([t]),
-                "intensity": torch.tensor([float(pairs["intensity"][i])]),
-                "scenario": torch.zeros(1, dtype=torch.long), "keep": torch.ones(1)}  # fmt: skip
-        shape = (model.cfg.latent_channels, 1 + (T - 1) // 4, H // 8, W // 8)
-        z = sample(model, shape, cond, controls, seed=i, cfg=SamplerConfig(steps, guidance))
-        x = tokenizer.decode(model.denormalize(z)).clamp(-1, 1)
-        out = ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+        T = src.shape[0]
+        w, _, t = str(pairs["condition"][i]).partition("_")
+        cond = Condition(w, t, float(pairs["intensity"][i]))
+        out = gen.generate(src, cond, seed=i, layout=pairs["layout"][i], depth=pairs["depth"][i])
         gen_p.append(psnr_u8(out, twin))
         src_p.append(psnr_u8(src, twin))
         if grid is None:  # rows: source, generated, twin; columns: frames 0, mid, last

@@ -28,6 +28,7 @@ ALL_CONTROLS: tuple[str, ...] = (*CONTROLS, SOURCE)
 LAYOUT_CATEGORIES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
 # Scenario / agent-edit ids: 0 = none; later issues append names here (ids are positions).
 SCENARIOS: tuple[str, ...] = ("none",)
+HEADS: tuple[str, ...] = ("flow", "grade")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class WFMConfig:
     scenarios: int = 16
     controls: tuple[str, ...] = ("edges", "blur", "layout", "depth", "source")
     tokenizer: str = "tok-small"  # the tokenizer whose latents this model was trained on
+    # What the model predicts: "flow" = the velocity of noisy target latents (sampled in steps,
+    # decoded by the tokenizer); "grade" = an appearance transform of the source pixels (a
+    # bilateral grid of colour transforms plus a weather layer, `appearance.py`), in one pass.
+    head: str = "flow"
+    grade_bins: int = 8  # luma bins of the bilateral grid (head = "grade")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rope_split", tuple(int(v) for v in self.rope_split))
@@ -72,6 +78,13 @@ class WFMConfig:
         for c in self.controls:
             if c not in ALL_CONTROLS:
                 raise ConfigError("controls", self.controls, f"{c!r} not in {ALL_CONTROLS}")
+        if self.head not in HEADS:
+            raise ConfigError("head", self.head, f"must be one of {list(HEADS)}")
+        if self.head == "grade" and SOURCE in self.controls:
+            raise ConfigError("controls", self.controls, "a grade model reads the source "
+                              "latents as its input tokens: drop 'source'")  # fmt: skip
+        if self.grade_bins < 1:
+            raise ConfigError("grade_bins", self.grade_bins, "must be >= 1")
         if self.scenarios < 1:
             raise ConfigError("scenarios", self.scenarios, "must be >= 1 (id 0 = none)")
 
@@ -86,6 +99,15 @@ class WFMConfig:
     @property
     def num_times(self) -> int:
         return len(TIMES_OF_DAY)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels per latent cell the model predicts: latents, or grade coefficients."""
+        if self.head == "grade":
+            from amplify.wfm.appearance import grade_channels
+
+            return grade_channels(self.grade_bins)
+        return self.latent_channels
 
     def tokens_per_frame(self, h: int, w: int) -> int:
         """Tokens per latent frame for a latent grid of h x w cells."""
@@ -110,6 +132,28 @@ WFM_CONFIGS: dict[str, WFMConfig] = {
     # The shipped default: ~9 GFLOP per forward over 640 tokens (17x128x256), 12 steps x 2 (CFG)
     # passes in a few seconds on 2 CPU cores.
     "wfm-small": WFMConfig(name="wfm-small", dim=256, depth=6, heads=4, rope_split=(16, 24, 24)),
+    # Appearance transform of the source pixels (real detail kept by construction): the
+    # wfm-small trunk with a grade head; one pass per variation instead of 12 x 2.
+    "wfm-grade": WFMConfig(
+        name="wfm-grade",
+        dim=256,
+        depth=6,
+        heads=4,
+        rope_split=(16, 24, 24),
+        head="grade",
+        controls=("edges", "blur", "layout", "depth"),
+    ),  # fmt: skip
+    "wfm-grade-tiny": WFMConfig(
+        name="wfm-grade-tiny",
+        dim=32,
+        depth=2,
+        heads=2,
+        rope_split=(4, 6, 6),
+        head="grade",
+        controls=("edges", "blur", "layout", "depth"),
+        tokenizer="tok-tiny",
+        grade_bins=4,
+    ),  # fmt: skip
     # A wider sibling for GPU runs.
     "wfm-base": WFMConfig(name="wfm-base", dim=384, depth=8, heads=6, rope_split=(16, 24, 24)),
 }

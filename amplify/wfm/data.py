@@ -119,9 +119,14 @@ class PairBank:
 
 @torch.no_grad()
 def encode_latents(
-    bank: PairBank, tokenizer: torch.nn.Module, batch: int = 4, progress=print
+    bank: PairBank,
+    tokenizer: torch.nn.Module,
+    batch: int = 4,
+    progress=print,
+    keep_frames: bool = False,
 ) -> PairBank:
-    """Fill `bank.latents` from `bank.frames` with the tokenizer (and drop the frames)."""
+    """Fill `bank.latents` from `bank.frames` with the tokenizer (and drop the frames, unless
+    `keep_frames`: a grade model's targets are pixels)."""
     S, V, T, H, W, _ = bank.frames.shape
     flat = bank.frames.view(S * V, T, H, W, 3)
     lat = []
@@ -131,7 +136,9 @@ def encode_latents(
         if (i // batch + 1) % 25 == 0:
             progress(f"wfm data: encoded {i + len(x)}/{S * V} clip windows")
     z = torch.cat(lat)
-    bank.latents, bank.frames = z.view(S, V, *z.shape[1:]), None
+    bank.latents = z.view(S, V, *z.shape[1:])
+    if not keep_frames:
+        bank.frames = None
     return bank
 
 
@@ -229,8 +236,8 @@ def encode_real(
         except InputError as e:
             progress(f"wfm data: real clip {path} skipped: {e}")
             continue
-        if max_windows:
-            wins = wins[:max_windows]
+        if max_windows and len(wins) > max_windows:  # spread over the clip, not its first seconds
+            wins = [wins[k] for k in np.linspace(0, len(wins) - 1, max_windows).round().astype(int)]
         for j, win in enumerate(wins):
             frames = win.frames[:T]
             ctl = extract_controls(frames, labels=win.labels, names=(*TWIN_CONTROLS, "layout"))

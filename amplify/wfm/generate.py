@@ -1,25 +1,36 @@
-"""The high-level API: source frames + a condition -> a generated variation (uint8 frames).
+"""The one generation path: source frames + conditions -> generated variations (uint8 frames).
 
-    gen = Generator()                      # wfm-small + tok-small from checkpoints/, CPU
+    gen = Generator()                      # the default world model + its tokenizer, CPU
     out = gen.generate(frames, Condition("rain", "night"), seed=3)   # (T, H, W, 3) uint8
+    outs = gen.generate_many(frames, [(Condition("fog"), 0), (Condition("snow"), 0)])
 
-The tokenizer is the one named, unless the world model was trained on the latents of another
-one (sha256 in its JSON) and carries a copy of it (`<checkpoint>.tokenizer.safetensors`): then
-that copy decodes, since latents of two tokenizers do not mix.
-Controls (edges, blur; layout and depth when given) come from the source frames
-(`amplify.wfm.controls`); the world model samples target latents (`amplify.wfm.sampler`); the
-tokenizer decodes them; with `refine` > 0 the source's fine edges are put back
-(`amplify.wfm.refine`, the guided filter; off by default). Same inputs and seed, same bytes.
+Every caller goes through here: the job (`stages.generate_clip`), training evaluation
+(`Generator.from_models` over the model being trained), `amplify eval wfm` and `amplify eval real`.
+`generate_many` prepares a window once (controls, source latents) and makes its variations in
+one batch (grade head) or one after another from the shared preparation (flow head).
+
+Two kinds of world model (`WFMConfig.head`):
+- `grade` (the default, `wfm-grade`): one pass over the source latents and controls predicts an
+  appearance transform that is applied to the source pixels (`appearance.apply_grade`): real
+  detail and geometry are kept by construction. Deterministic: the seed does not change it.
+- `flow`: samples target latents with the rectified-flow sampler (`sampler.py`) and decodes them
+  with the tokenizer; with `refine` > 0 the source's fine edges are put back (`refine.py`).
+The tokenizer is the one named, unless the world model was trained on the latents of another one
+(sha256 in its JSON) and carries a copy of it: then that copy is used. Same inputs, same bytes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from amplify.synth.conditions import Condition
 from amplify.tokenizer.checkpoint import load_tokenizer
+from amplify.wfm.appearance import apply_grade
 from amplify.wfm.checkpoint import (
+    DEFAULT_WFM,
     load_wfm,
     read_meta,
     resolve_checkpoint,
@@ -29,16 +40,19 @@ from amplify.wfm.checkpoint import (
 from amplify.wfm.config import SOURCE
 from amplify.wfm.controls import extract_controls
 from amplify.wfm.data import condition_ids
+from amplify.wfm.model import WorldModel
 from amplify.wfm.refine import RefineConfig, restore_detail
 from amplify.wfm.sampler import SamplerConfig, sample
 
+Request = tuple[Condition, int]  # (condition, seed)
+
 
 class Generator:
-    """Loads a world model and its tokenizer once; `generate` makes one variation per call."""
+    """Loads a world model and its tokenizer once; `generate` / `generate_many` make variations."""
 
     def __init__(
         self,
-        checkpoint: str = "wfm-small",
+        checkpoint: str = DEFAULT_WFM,
         tokenizer: str = "tok-small",
         device: str = "cpu",
         steps: int = 12,
@@ -46,27 +60,49 @@ class Generator:
         strength: float | None = None,
         refine: float = 0.0,
     ) -> None:
-        self.device = torch.device(device)
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.checkpoint_sha256 = sha256_file(self.checkpoint_path)
-        self.model = load_wfm(self.checkpoint_path, self.device)
         self.tokenizer_path = tokenizer_for(self.checkpoint_path, tokenizer)
-        self.tokenizer = load_tokenizer(self.tokenizer_path, self.device)
-        if self.tokenizer.cfg.latent_channels != self.model.cfg.latent_channels:
+        model = load_wfm(self.checkpoint_path, device)
+        tok = load_tokenizer(self.tokenizer_path, device)
+        if tok.cfg.latent_channels != model.cfg.latent_channels:
             raise ValueError(
-                f"tokenizer {tokenizer!r} has {self.tokenizer.cfg.latent_channels} latent channels, "
-                f"world model {checkpoint!r} expects {self.model.cfg.latent_channels}"
+                f"tokenizer {tokenizer!r} has {tok.cfg.latent_channels} latent channels, "
+                f"world model {checkpoint!r} expects {model.cfg.latent_channels}"
             )
         # strength None: the checkpoint's recommended start (its JSON `sampler.strength`), else 1.
         if strength is None:
             strength = float(
                 read_meta(self.checkpoint_path).get("sampler", {}).get("strength", 1.0)
             )
-        if strength < 1.0 and SOURCE not in self.model.cfg.controls:
+        self._setup(model, tok, steps, guidance, strength, refine, name=f"wfm:{checkpoint}")
+
+    @classmethod
+    def from_models(
+        cls,
+        model: WorldModel,
+        tokenizer: torch.nn.Module,
+        steps: int = 12,
+        guidance: float = 2.0,
+        strength: float = 1.0,
+        refine: float = 0.0,
+        name: str = "wfm:in-memory",
+    ) -> Generator:
+        """A generator over models already in memory (training evaluation: the model being trained)."""
+        gen = cls.__new__(cls)
+        gen.checkpoint_path, gen.checkpoint_sha256, gen.tokenizer_path = None, "", None
+        gen._setup(model, tokenizer, steps, guidance, strength, refine, name=name)
+        return gen
+
+    def _setup(self, model, tokenizer, steps, guidance, strength, refine, name: str) -> None:
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.device = next(model.parameters()).device
+        if strength < 1.0 and SOURCE not in model.cfg.controls:
             strength = 1.0
         self.sampler = SamplerConfig(steps=steps, guidance=guidance, strength=strength)
         self.refine = RefineConfig(radius=refine)
 
+    # ---- the public calls --------------------------------------------------------------------
     @torch.no_grad()
     def generate(
         self,
@@ -82,8 +118,35 @@ class Generator:
 
         layout: optional (T, H, W, K) box raster (`controls.layout_raster`); depth: optional
         (T, H, W) metres. scenario: the scenario/agent-edit id (0 = none). refine=False returns
-        the decoded frames as they are (no detail restoration, whatever the Generator's setting).
+        a flow model's decoded frames as they are (no detail restoration).
         """
+        return self.generate_many(frames, [(condition, seed)], layout, depth, scenario, refine)[0]
+
+    @torch.no_grad()
+    def generate_many(
+        self,
+        frames: np.ndarray,
+        requests: Sequence[Request],
+        layout: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        scenario: int = 0,
+        refine: bool = True,
+    ) -> list[np.ndarray]:
+        """Every (condition, seed) of one window: the window is prepared once, then varied."""
+        prep = self.prepare(frames, layout, depth)
+        if self.model.cfg.head == "grade":
+            return self._grade(prep, requests, scenario)
+        outs = []
+        for condition, seed in requests:
+            out = self._flow(prep, condition, seed, scenario)
+            outs.append(restore_detail(out, frames, self.refine) if refine else out)
+        return outs
+
+    # ---- the steps -----------------------------------------------------------------------------
+    def prepare(
+        self, frames: np.ndarray, layout: np.ndarray | None = None, depth: np.ndarray | None = None
+    ) -> dict:
+        """Checks, the controls and the source latents of one window (computed once)."""
         T, H, W, _ = frames.shape
         if (T - 1) % 4 or H % 8 or W % 8 or frames.dtype != np.uint8:
             raise ValueError(f"frames {frames.shape} {frames.dtype}: need uint8 (1+4k, 8a, 8b, 3)")
@@ -92,21 +155,46 @@ class Generator:
             k: None if v is None else torch.from_numpy(v)[None].to(self.device)
             for k, v in ctl.items()
         }
-        if SOURCE in self.model.cfg.controls:  # the source clip's own latents
-            x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
-            controls[SOURCE] = self.tokenizer.encode((x / 127.5 - 1)[None].to(self.device))
-        w, t, i = condition_ids(condition)
-        cond = {
-            "weather": torch.tensor([w], device=self.device),
-            "time_of_day": torch.tensor([t], device=self.device),
-            "intensity": torch.tensor([i], device=self.device),
-            "scenario": torch.tensor([scenario], device=self.device),
-            "keep": torch.ones(1, device=self.device),
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 255.0
+        x = x[None].to(self.device)  # (1, 3, T, H, W) in [0, 1]
+        latents = None
+        if self.model.cfg.head == "grade" or SOURCE in self.model.cfg.controls:
+            latents = self.tokenizer.encode(x * 2 - 1)  # (1, C, n, h, w)
+        if SOURCE in self.model.cfg.controls:
+            controls[SOURCE] = latents
+        return {"frames": frames, "pixels": x, "latents": latents, "controls": controls}
+
+    def _cond(self, conditions: Sequence[Condition], scenario: int) -> dict[str, torch.Tensor]:
+        ids = [condition_ids(c) for c in conditions]
+        B = len(ids)
+        return {
+            "weather": torch.tensor([w for w, _, _ in ids], device=self.device),
+            "time_of_day": torch.tensor([t for _, t, _ in ids], device=self.device),
+            "intensity": torch.tensor([i for _, _, i in ids], device=self.device),
+            "scenario": torch.full((B,), scenario, device=self.device),
+            "keep": torch.ones(B, device=self.device),
         }
+
+    def _grade(self, prep: dict, requests: Sequence[Request], scenario: int) -> list[np.ndarray]:
+        """One batched pass: the appearance transform of every request, applied to the source."""
+        B = len(requests)
+        z = self.model.normalize(prep["latents"]).expand(B, -1, -1, -1, -1)  # (B, C, n, h, w)
+        controls = {
+            k: None if v is None else v.expand(B, *v.shape[1:]) for k, v in prep["controls"].items()
+        }
+        t = torch.zeros(B, z.shape[2], device=self.device)
+        cond = self._cond([c for c, _ in requests], scenario)
+        coeffs = self.model(z, t, cond, controls)  # (B, K, n, h, w)
+        src = prep["pixels"].expand(B, -1, -1, -1, -1)
+        y = apply_grade(src, coeffs, self.model.cfg.grade_bins)  # (B, 3, T, H, W)
+        y = (y * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        return list(y)  # B x (T, H, W, 3)
+
+    def _flow(self, prep: dict, condition: Condition, seed: int, scenario: int) -> np.ndarray:
+        """Sample target latents from noise (or the noised source) and decode them."""
+        _, _, T, H, W = prep["pixels"].shape
         shape = (self.model.cfg.latent_channels, 1 + (T - 1) // 4, H // 8, W // 8)
-        z = sample(
-            self.model, shape, cond, controls, seed=seed, cfg=self.sampler
-        )  # (1, C, n, h, w)
+        cond = self._cond([condition], scenario)
+        z = sample(self.model, shape, cond, prep["controls"], seed=seed, cfg=self.sampler)
         x = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)  # (1, 3, T, H, W)
-        out = ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
-        return restore_detail(out, frames, self.refine) if refine else out
+        return ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()

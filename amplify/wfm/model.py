@@ -247,7 +247,7 @@ class WorldModel(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
-        self.out = nn.Linear(D, C * p * p)
+        self.out = nn.Linear(D, cfg.out_channels * p * p)
         for m in (self.ada_out[1], self.out):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -294,8 +294,8 @@ class WorldModel(nn.Module):
             tok = blk(tok, c, angles, P, past, collect_kv)  # (B, N, D)
         # 4. Output: adaLN, linear to patches, back to latents.
         sh, sc = self.ada_out(c).repeat_interleave(P, dim=1).chunk(2, -1)  # (B, N, D) x 2
-        y = self.out(modulate(self.norm_out(tok), sh, sc))  # (B, N, C p p)
-        return unpatchify(y, p, C, Fr, h, w)  # (B, C, F, h, w)
+        y = self.out(modulate(self.norm_out(tok), sh, sc))  # (B, N, K p p)
+        return unpatchify(y, p, self.cfg.out_channels, Fr, h, w)  # (B, K, F, h, w)
 
 
 def build_model(cfg: WFMConfig) -> WorldModel:

@@ -1,0 +1,92 @@
+"""The grade head's appearance transform: source pixels -> the same pixels under another condition.
+
+A world model with `head="grade"` does not paint the picture; it predicts, per latent cell and
+latent frame, how to change the source's appearance (after HDRNet, Gharbi et al. 2017):
+- a **bilateral grid** of 3x4 colour transforms: `bins` luma bins per cell, so dark and bright
+  pixels of one cell change differently (street lights stay lit at night, the sky greys in fog);
+  each pixel reads its transform by trilinear interpolation at (x, y, its own luma);
+- a **weather layer**: an RGB colour and an opacity per cell, composited over the graded pixels
+  (fog, haze, snow cover, the glow of wet air).
+Every pixel of the output is an affine function of the same source pixel plus a smooth layer, so
+the source's edges, texture and geometry survive by construction (labels stay true, no synthetic
+facades appear), and the zero-initialised head starts at the identity.
+
+Latent frame f covers pixel frames 4f-3..4f (frame 0 alone: the tokenizer's causal grouping);
+coefficients are interpolated in time between latent-frame centres, so the grade does not step
+every 4 frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+COEFFS = 12  # a 3x3 colour matrix (as a change to the identity) and an offset, per luma bin
+LAYER = 4  # opacity logit, RGB logits
+ALPHA_BIAS = -5.0  # a zero head gives opacity sigmoid(-5) = 0.007: the layer starts off
+
+
+def grade_channels(bins: int) -> int:
+    """Channels per latent cell a grade head predicts."""
+    return COEFFS * bins + LAYER
+
+
+def latent_frame_weights(frames: int, latent_frames: int, first: int = 0) -> torch.Tensor:
+    """(frames, latent_frames) weights that interpolate latent-frame values to pixel frames.
+
+    `first` is the absolute index of the first latent frame (a crop may start later): pixel frames
+    then start at 0 if first == 0, else at 4 * first - 3. Latent frame f is centred on pixel
+    frame 0 (f = 0) or 4f - 1.5 (the middle of its group of four).
+    """
+    start = 0 if first == 0 else 4 * first - 3
+    t = torch.arange(start, start + frames, dtype=torch.float32)  # absolute pixel frames
+    f = torch.arange(first, first + latent_frames, dtype=torch.float32)
+    centres = torch.where(f == 0, torch.zeros_like(f), 4 * f - 1.5)  # (F,)
+    if latent_frames == 1:
+        return torch.ones(frames, 1)
+    pos = torch.searchsorted(centres, t.clamp(centres[0], centres[-1]), right=True) - 1
+    pos = pos.clamp(0, latent_frames - 2)
+    lo, hi = centres[pos], centres[pos + 1]
+    a = ((t - lo) / (hi - lo)).clamp(0, 1)
+    w = torch.zeros(frames, latent_frames)
+    w[torch.arange(frames), pos] = 1 - a
+    w[torch.arange(frames), pos + 1] += a
+    return w
+
+
+def apply_grade(
+    source: torch.Tensor,  # (B, 3, T, H, W) in [0, 1]
+    coeffs: torch.Tensor,  # (B, 12 * bins + 4, F, h, w) from the grade head
+    bins: int,
+    first_latent: int = 0,
+) -> torch.Tensor:
+    """The graded frames (B, 3, T, H, W) in [0, 1]."""
+    B, _, T, H, W = source.shape
+    K, Fr, h, w = coeffs.shape[1:]
+    if K != grade_channels(bins):
+        raise ValueError(
+            f"coeffs have {K} channels, a grade of {bins} bins needs {grade_channels(bins)}"
+        )
+    # 1. Coefficients per pixel frame: interpolate between latent-frame centres.
+    wt = latent_frame_weights(T, Fr, first_latent).to(coeffs)  # (T, F)
+    c = torch.einsum("bkfhw,tf->btkhw", coeffs, wt).reshape(B * T, K, h, w)  # (BT, K, h, w)
+    x = source.transpose(1, 2).reshape(B * T, 3, H, W)  # (BT, 3, H, W)
+    # 2. Slice the bilateral grid at (x, y, luma) of every pixel.
+    grid = c[:, : COEFFS * bins].reshape(B * T, COEFFS, bins, h, w)  # (BT, 12, bins, h, w)
+    luma = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).detach()  # (BT, H, W)
+    gy = (torch.arange(H, device=x.device, dtype=x.dtype) + 0.5) / H * 2 - 1
+    gx = (torch.arange(W, device=x.device, dtype=x.dtype) + 0.5) / W * 2 - 1
+    pos = torch.stack(
+        [gx.view(1, 1, W).expand(B * T, H, W), gy.view(1, H, 1).expand(B * T, H, W), luma * 2 - 1],
+        -1,
+    ).unsqueeze(1)  # (BT, 1, H, W, 3): (x, y, z) for grid_sample
+    a = F.grid_sample(grid, pos, mode="bilinear", padding_mode="border", align_corners=False)
+    a = a[:, :, 0]  # (BT, 12, H, W)
+    # 3. Colour transform: (I + M) x + b, per pixel.
+    m = a[:, :9].reshape(B * T, 3, 3, H, W)
+    y = x + torch.einsum("nijhw,njhw->nihw", m, x) + a[:, 9:12]  # (BT, 3, H, W)
+    # 4. Weather layer: colour and opacity per cell, upsampled smoothly, composited over.
+    layer = F.interpolate(c[:, COEFFS * bins :], size=(H, W), mode="bilinear", align_corners=False)
+    alpha = torch.sigmoid(layer[:, :1] + ALPHA_BIAS)  # (BT, 1, H, W)
+    y = y * (1 - alpha) + alpha * torch.sigmoid(layer[:, 1:4])
+    return y.clamp(0, 1).reshape(B, T, 3, H, W).transpose(1, 2)  # (B, 3, T, H, W)

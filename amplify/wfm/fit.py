@@ -1,0 +1,325 @@
+"""Training of a grade-head world model in plain PyTorch (no Ray, MLflow, Hydra or PyAV needed).
+
+The world model with `head="grade"` (`config.py`, `appearance.py`) is trained by regression on
+pixels, not by flow matching: the transform it predicts is applied to the source crop and
+compared with the target crop (L1).
+- Synthetic twins teach the change of condition: source = scene s under condition A, target =
+  the same scene under B (B = A for `p_identity` of the samples), condition = B.
+- Real clips teach the real look and what "keep it" means: source = target = the real window,
+  condition = its own labelled condition (`train_real` manifest), drawn for `p_real` of samples.
+Inputs are a `GradeBank` (frames kept as uint8 beside their tokenizer latents and controls),
+built once on CPU by `build_bank` (which does need PyAV, through the ingest) and saved with
+`torch.save`; `fit` itself only needs torch, so the same call trains on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from amplify.wfm.appearance import apply_grade
+from amplify.wfm.config import CONTROLS, WFMConfig, get_config
+from amplify.wfm.data import PairBank
+from amplify.wfm.model import WorldModel
+
+BANK_KEYS = ("frames", "latents", "edges", "blur", "layout", "depth", "has_layout", "has_depth")
+
+
+@dataclass(frozen=True)
+class GradeFitConfig:
+    """How a grade model is trained (sizes in latent cells; one latent cell = 8x8 pixels)."""
+
+    model: str = "wfm-grade"
+    init_from: str = ""  # a world-model checkpoint whose trunk (same dim/depth) warm-starts this
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 3e-4
+    min_lr_frac: float = 0.1
+    warmup: int = 50
+    latent_frames: int = 3
+    crop_h: int = 16
+    crop_w: int = 16
+    p_identity: float = 0.15
+    p_real: float = 0.15
+    p_drop: float = 0.2
+    seed: int = 0
+    max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
+    log_every: int = 25
+    ckpt_every: int = 100
+    grad_clip: float = 1.0
+    meta: dict = field(default_factory=dict)  # recorded in the exported JSON (data, licences...)
+
+
+@dataclass
+class GradeBank:
+    """Synthetic twins (S, V conditions) and real windows (R, one condition each), as tensors.
+
+    synth: a `PairBank` with `frames` kept (S, V, T, H, W, 3) uint8 and `latents`; real: the same
+    with V = 1 (or None) and `real_conds` (R, 3) = (weather id, time id, intensity) per window.
+    """
+
+    synth: PairBank
+    real: PairBank | None = None
+    real_conds: torch.Tensor | None = None
+    tokenizer: dict = field(default_factory=dict)  # name and sha256 of the encoding tokenizer
+
+    def save(self, path: str | Path) -> None:
+        torch.save(
+            {
+                "synth": self.synth.__dict__,
+                "real": None if self.real is None else self.real.__dict__,
+                "real_conds": self.real_conds,
+                "tokenizer": self.tokenizer,
+            },
+            str(path),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> GradeBank:
+        d = torch.load(str(path), weights_only=False)
+        real = None if d["real"] is None else PairBank(**d["real"])
+        return cls(PairBank(**d["synth"]), real, d["real_conds"], d.get("tokenizer", {}))
+
+
+class GradeSampler:
+    """Random (source crop, target crop, latents, controls, condition) batches from a bank."""
+
+    def __init__(self, bank: GradeBank, cfg: GradeFitConfig) -> None:
+        self.bank, self.cfg = bank, cfg
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        for b in (bank.synth, bank.real):
+            if b is None:
+                continue
+            n, h, w = b.latents.shape[-3:]
+            if cfg.latent_frames > n or cfg.crop_h > h or cfg.crop_w > w:
+                raise ValueError(f"crop ({cfg.latent_frames}, {cfg.crop_h}, {cfg.crop_w}) larger "
+                                 f"than the bank's latents {(n, h, w)}")  # fmt: skip
+
+    def _rand(self, hi: int) -> int:
+        return int(torch.randint(hi, (1,), generator=self.g))
+
+    def _u(self) -> float:
+        return float(torch.rand((), generator=self.g))
+
+    def batch(self, size: int) -> dict:
+        """One batch; the crop's first latent frame is shared by the batch (one frame mapping)."""
+        cfg, real = self.cfg, self.bank.real
+        n = self.bank.synth.latents.shape[3]
+        f0 = self._rand(n - cfg.latent_frames + 1)
+        t0 = 0 if f0 == 0 else 4 * f0 - 3
+        t1 = 4 * (f0 + cfg.latent_frames - 1) + 1
+        src, tgt, lat, conds = [], [], [], []
+        ctl: dict[str, list] = {k: [] for k in CONTROLS}
+        keep: dict[str, list] = {k: [] for k in CONTROLS}
+        for _ in range(size):
+            if real is not None and self._u() < cfg.p_real:
+                b, s, a, tb = real, self._rand(real.latents.shape[0]), 0, 0
+                c = self.bank.real_conds[s].tolist()
+            else:
+                b = self.bank.synth
+                S, V = b.latents.shape[:2]
+                s, a = self._rand(S), self._rand(V)
+                tb = a if self._u() < cfg.p_identity else (a + 1 + self._rand(V - 1)) % V
+                c = b.conds[tb].tolist()
+                if b.intensity is not None:
+                    c[2] = float(b.intensity[s])
+            h, w = b.latents.shape[-2:]
+            y0 = self._rand(h - cfg.crop_h + 1) // 2 * 2
+            x0 = self._rand(w - cfg.crop_w + 1) // 2 * 2
+            ys, xs = slice(y0 * 8, (y0 + cfg.crop_h) * 8), slice(x0 * 8, (x0 + cfg.crop_w) * 8)
+            src.append(b.frames[s, a, t0:t1, ys, xs])
+            tgt.append(b.frames[s, tb, t0:t1, ys, xs])
+            fs = slice(f0, f0 + cfg.latent_frames)
+            lat.append(b.latents[s, a, :, fs, y0 : y0 + cfg.crop_h, x0 : x0 + cfg.crop_w])
+            avail = {"layout": bool(b.has_layout[s]), "depth": bool(b.has_depth[s])}
+            for k, (_, factor) in CONTROLS.items():
+                m = b.__dict__[k][s, a] if k in ("edges", "blur") else b.__dict__[k][s]
+                r = 8 // factor
+                ctl[k].append(
+                    m[:, fs, y0 * r : (y0 + cfg.crop_h) * r, x0 * r : (x0 + cfg.crop_w) * r]
+                )
+                keep[k].append(float(avail.get(k, True) and self._u() >= cfg.p_drop))
+            conds.append(c)
+        c = torch.tensor(conds)  # (B, 3)
+
+        def pixels(xs: list[torch.Tensor]) -> torch.Tensor:
+            return torch.stack(xs).permute(0, 4, 1, 2, 3).float() / 255.0  # (B, 3, T, H, W)
+
+        return {
+            "source": pixels(src),
+            "target": pixels(tgt),
+            "latents": torch.stack(lat).float(),  # (B, C, F, h, w)
+            "controls": {k: torch.stack(v).float() for k, v in ctl.items()},
+            "keep": {k: torch.tensor(v) for k, v in keep.items()},
+            "cond": {
+                "weather": c[:, 0].long(),
+                "time_of_day": c[:, 1].long(),
+                "intensity": c[:, 2],
+                "scenario": torch.zeros(size, dtype=torch.long),
+                "keep": torch.ones(size),
+            },
+            "first_latent": f0,
+        }
+
+
+def grade_loss(model: WorldModel, batch: dict, device: torch.device) -> torch.Tensor:
+    """L1 between the graded source crop and the target crop."""
+    to = {k: v.to(device) for k, v in batch["cond"].items()}
+    ctl = {k: v.to(device) for k, v in batch["controls"].items()}
+    keep = {k: v.to(device) for k, v in batch["keep"].items()}
+    z = model.normalize(batch["latents"].to(device))
+    t = torch.zeros(z.shape[0], z.shape[2], device=device)
+    coeffs = model(z, t, to, ctl, keep)  # (B, K, F, h, w)
+    src = batch["source"].to(device)
+    out = apply_grade(src, coeffs, model.cfg.grade_bins, batch["first_latent"])
+    return (out - batch["target"].to(device)).abs().mean()
+
+
+def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> WorldModel:
+    """A grade model, its latent statistics from the bank, its trunk warm-started if asked."""
+    wcfg: WFMConfig = get_config(cfg.model)
+    if wcfg.head != "grade":
+        raise ValueError(f"model {cfg.model!r} has head {wcfg.head!r}, fit trains 'grade' models")
+    model = WorldModel(wcfg)
+    if cfg.init_from:
+        from amplify.wfm.checkpoint import load_wfm
+
+        src = load_wfm(cfg.init_from).state_dict()
+        own = model.state_dict()
+        taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(taken, strict=False)
+    mean, std = bank.synth.latent_stats()
+    model.latent_mean.copy_(mean)
+    model.latent_std.copy_(std)
+    return model.to(device)
+
+
+def _lr(cfg: GradeFitConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def fit(
+    bank: GradeBank,
+    cfg: GradeFitConfig,
+    out: str | Path,
+    export: str | Path = "",
+    device: str = "cpu",
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Train (resuming from `out/last.pt` when present); export fp16 to `export` when given."""
+    dev = torch.device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(cfg, bank, dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sampler = GradeSampler(bank, cfg)
+    step, history = 0, []
+    last = out / "last.pt"
+    if last.is_file():
+        state = torch.load(str(last), weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sampler.g.set_state(state["rng"])
+        step, history = state["step"], state["history"]
+        progress(f"wfm fit: resumed at step {step}")
+    t_start, run_loss, n_loss = time.perf_counter(), 0.0, 0
+
+    def save() -> None:
+        tmp = out / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "rng": sampler.g.get_state(), "history": history}, str(tmp))  # fmt: skip
+        tmp.replace(last)
+
+    model.train()
+    while step < cfg.steps:
+        if cfg.max_minutes and time.perf_counter() - t_start > 60 * cfg.max_minutes:
+            progress(f"wfm fit: time budget of {cfg.max_minutes} min reached at step {step}")
+            break
+        for gr in opt.param_groups:
+            gr["lr"] = _lr(cfg, step)
+        loss = grade_loss(model, sampler.batch(cfg.batch), dev)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        run_loss, n_loss = run_loss + float(loss.detach()), n_loss + 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            el = time.perf_counter() - t_start
+            history.append({"step": step, "loss": run_loss / n_loss, "seconds": round(el, 1)})
+            progress(f"wfm fit: step {step}/{cfg.steps} loss {run_loss / n_loss:.4f} "
+                     f"({el / 60:.1f} min)")  # fmt: skip
+            run_loss, n_loss = 0.0, 0
+        if step % cfg.ckpt_every == 0:
+            save()
+    save()
+    result = {"steps": step, "history": history[-20:], "out": str(out)}
+    if export:
+        from amplify.wfm.checkpoint import save_wfm
+
+        meta = {
+            "tokenizer": bank.tokenizer,
+            "training": {**asdict(cfg), "meta": None, "steps_done": step, "trainer": "amplify.wfm.fit"},
+            "loss_history": history,
+            **cfg.meta,
+        }  # fmt: skip
+        path = save_wfm(
+            model.eval().cpu(), export, torch.float16, meta=json.loads(json.dumps(meta))
+        )
+        result["export"] = str(path)
+        progress(f"wfm fit: exported {path}")
+    return result
+
+
+def build_bank(
+    corpora: list[str | Path],
+    real_items: list[tuple[str | Path, str]],
+    tokenizer: str = "tok-small",
+    ingest_cfg: object | None = None,
+    max_windows: int = 0,
+    real_windows: int = 8,
+    progress: Callable[[str], None] = print,
+) -> GradeBank:
+    """Decode synthetic corpora (twins) and real clips (path, condition name), extract their
+    controls and encode them with the tokenizer, frames kept. Needs PyAV (the ingest)."""
+    from amplify.io.ingest import IngestConfig, list_inputs
+    from amplify.synth.conditions import Condition
+    from amplify.tokenizer.checkpoint import load_tokenizer
+    from amplify.tokenizer.checkpoint import resolve_checkpoint as resolve_tokenizer
+    from amplify.wfm.checkpoint import sha256_file
+    from amplify.wfm.data import condition_ids, encode_corpus, encode_latents, encode_real
+
+    ing = ingest_cfg or IngestConfig(stride=16)
+    tok_path = resolve_tokenizer(tokenizer)
+    tok = load_tokenizer(tok_path)
+    paths = [p for d in corpora for p in list_inputs(d)]
+    synth = encode_corpus(paths, None, ing, max_windows=max_windows, progress=progress)
+    synth = encode_latents(synth, tok, progress=progress, keep_frames=True)
+    parts, conds = [], []
+    for path, name in real_items:
+        b = encode_real([Path(path)], None, ing, max_windows=real_windows, progress=progress)
+        if b is None:
+            continue
+        w, t = name.split("_")
+        parts.append(b)
+        conds += [[*condition_ids(Condition(w, t))[:2], 0.7]] * len(b.names)
+    real = None
+    if parts:
+        real = PairBank(
+            latents=None, names=[n for b in parts for n in b.names], conds=torch.zeros(1, 3),
+            **{k: torch.cat([b.__dict__[k] for b in parts]) for k in BANK_KEYS if k != "latents"},
+        )  # fmt: skip
+        real = encode_latents(real, tok, progress=progress, keep_frames=True)
+    return GradeBank(
+        synth, real, torch.tensor(conds) if parts else None,
+        tokenizer={"name": str(tokenizer), "sha256": sha256_file(tok_path)},
+    )  # fmt: skip
