@@ -2,14 +2,20 @@
 
 Stages:
 1. List clips (synthetic corpus and any folder of real clips, through ingest) and split them:
-   held-out scenes never train.
+   held-out scenes never train (folders named in `no_holdout` train whole: real footage keeps its
+   own fixed validation split outside `data`).
 2. Ray Train `TorchTrainer` (DDP over gloo on CPU, `use_gpu` by config): each worker decodes its
-   share of the training clips once and samples random (frames x crop) crops from them.
+   share of the training clips once and samples random (frames x crop) crops from them; with
+   `balance` every `data` folder gives the same share of the crops (real:synthetic 1:1).
 3. Loss: L1 + SSIM + image-gradient L1 (no downloaded network). AdamW, warmup then cosine.
+   `init_from` warm-starts a new run from a trained tokenizer of the same config.
 4. Every `ckpt_every` steps rank 0 writes OUT/ckpt/last.safetensors (+ .json with the config and
    step, + optimizer state in safetensors). A rerun with the same `out` resumes from that step.
 5. Rank 0 logs loss curves, held-out PSNR/SSIM and sample reconstructions to MLflow (one run per
    `out`, continued on resume); at the end the weights are exported (fp16 by default) to `export`.
+
+The pure-torch pieces (`init_model`, `make_sampler`, `train_step`, `evaluate_windows`) import
+neither Ray nor MLflow: `amplify.gpu.train` runs the same step on a machine without them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class TokenizerTrainConfig(training.TrainRunConfig):
     w_grad: float = 0.5
     max_clips: int = 0  # 0 = all training clips
     eval_windows: int = 12  # held-out windows scored at each eval
+    init_from: str = ""  # warm start a new run: a tokenizer name or .safetensors path
+    balance: bool = False  # every `data` folder gives the same share of the crops
+    no_holdout: tuple[str, ...] = ()  # `data` folders whose clips all train
     # This pipeline's defaults of shared keys (the others: `TrainRunConfig`).
     out: str = "runs/tokenizer"
     steps: int = 1000
@@ -62,6 +71,60 @@ class TokenizerTrainConfig(training.TrainRunConfig):
     @property
     def tokenizer(self) -> TokenizerConfig:
         return get_config(self.model)
+
+
+# ---- the pure-torch step (shared with amplify.gpu.train) ----------------------------------------
+def init_model(cfg: TokenizerTrainConfig):
+    """A fresh tokenizer of `cfg.model` (warm-started from `cfg.init_from` if set) and its AdamW."""
+    import torch
+
+    from amplify.tokenizer.model import CausalVideoTokenizer
+
+    model = CausalVideoTokenizer(cfg.tokenizer)
+    if cfg.init_from:
+        from amplify.tokenizer.checkpoint import load_tokenizer
+
+        src = load_tokenizer(cfg.init_from)
+        if src.cfg.to_json() != model.cfg.to_json():
+            raise ConfigError("init_from", cfg.init_from, f"not a {cfg.model} checkpoint")
+        model.load_state_dict(src.state_dict())
+        model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return model, opt
+
+
+def make_sampler(cfg: TokenizerTrainConfig, groups: list[list], seed: int):
+    """A CropSampler over the windows of every group (one group per `data` folder)."""
+    from amplify.tokenizer.data import CropSampler, group_weights
+
+    windows = [w for g in groups for w in g]
+    weights = group_weights([len(g) for g in groups]) if cfg.balance else None
+    return CropSampler(windows, cfg.frames, cfg.crop_h, cfg.crop_w, seed=seed, weights=weights)
+
+
+def train_step(cfg: TokenizerTrainConfig, model, dmodel, opt, sampler, step: int, device):
+    """One optimisation step at `step` (lr from the schedule); returns (loss, parts)."""
+    from amplify.tokenizer.losses import reconstruction_loss
+
+    for g in opt.param_groups:
+        g["lr"] = training.lr_at(cfg, step)
+    x = sampler.batch(cfg.batch).to(device, non_blocking=True)  # (B, 3, T, h, w)
+    y = dmodel(x)
+    loss, parts = reconstruction_loss(y, x, cfg.w_ssim, cfg.w_grad)
+    training.optimizer_step(model, opt, loss)
+    return loss.item(), parts
+
+
+def export_model(model, cfg: TokenizerTrainConfig, step: int, metrics: dict, **meta) -> Path:
+    """Write `cfg.export` (.safetensors in `export_dtype` + .json), named after its file, with the
+    step, the training config, the metrics and `meta`; returns the safetensors path."""
+    import torch
+
+    from amplify.tokenizer.checkpoint import save_tokenizer
+
+    model.cfg = TokenizerConfig.from_dict({**asdict(model.cfg), "name": Path(cfg.export).name})
+    info = {"step": step, "train": training.jsonable(cfg), "metrics": metrics, **meta}
+    return save_tokenizer(model, cfg.export, getattr(torch, cfg.export_dtype), info)
 
 
 # ---- held-out evaluation ------------------------------------------------------------------------
@@ -106,9 +169,7 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     import torch
 
     from amplify.io.ingest import IngestConfig
-    from amplify.tokenizer.data import CropSampler, load_windows
-    from amplify.tokenizer.losses import reconstruction_loss
-    from amplify.tokenizer.model import CausalVideoTokenizer
+    from amplify.tokenizer.data import load_windows
 
     cfg = TokenizerTrainConfig(**loop_cfg["cfg"])
     rank, world = training.worker_setup(cfg)
@@ -119,12 +180,16 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     icfg = IngestConfig(
         fps=cfg.fps, width=cfg.width, height=cfg.height, window=cfg.window, stride=cfg.stride
     )
-    files = [Path(p) for p in loop_cfg["train_files"]][rank::world]
     t0 = time.time()
-    windows, errors = load_windows(files, icfg)
+    groups, n_files, n_bad = [], 0, 0
+    for group in loop_cfg["train_groups"]:
+        files = [Path(p) for p in group][rank::world]
+        windows, errors = load_windows(files, icfg)
+        groups.append(windows)
+        n_files, n_bad = n_files + len(files), n_bad + len(errors)
     print(
-        f"[rank {rank}] {len(windows)} windows from {len(files)} clips "
-        f"({len(errors)} bad) in {time.time() - t0:.1f}s",
+        f"[rank {rank}] {[len(g) for g in groups]} windows from {n_files} clips "
+        f"({n_bad} bad) in {time.time() - t0:.1f}s",
         flush=True,
     )
     heldout: list = []
@@ -134,15 +199,12 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
         heldout = heldout[:: max(1, len(heldout) // cfg.eval_windows)][: cfg.eval_windows]
 
     # 2. Model, optimizer, resume.
-    model = CausalVideoTokenizer(cfg.tokenizer)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model, opt = init_model(cfg)
     start = training.load_state(out, model, opt)
     print(f"[rank {rank}] starting at step {start}", flush=True)
     dmodel = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
-    sampler = CropSampler(
-        windows, cfg.frames, cfg.crop_h, cfg.crop_w, seed=cfg.seed * 1000003 + start * 7 + rank
-    )
+    sampler = make_sampler(cfg, groups, seed=cfg.seed * 1000003 + start * 7 + rank)
 
     client = None
     if rank == 0 and loop_cfg.get("run_id"):
@@ -155,14 +217,9 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
     step, last_eval, log = start, {}, training.StepLog(cfg, rank)
     stop = cfg.stop_at if cfg.stop_at and cfg.stop_at > start else cfg.steps
     while step < min(stop, cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = training.lr_at(cfg, step)
-        x = sampler.batch(cfg.batch).to(device)
-        y = dmodel(x)
-        loss, parts = reconstruction_loss(y, x, cfg.w_ssim, cfg.w_grad)
-        training.optimizer_step(model, opt, loss)
+        loss, parts = train_step(cfg, model, dmodel, opt, sampler, step, device)
         step += 1
-        metrics = log.after(step, loss.item(), parts, opt.param_groups[0]["lr"])
+        metrics = log.after(step, loss, parts, opt.param_groups[0]["lr"])
         sample = None
         if rank == 0 and heldout and (step % cfg.eval_every == 0 or step == cfg.steps):
             ev, sample = evaluate_windows(model, heldout, device)
@@ -181,26 +238,40 @@ def train_loop_per_worker(loop_cfg: dict) -> None:
 
 
 # ---- the driver ---------------------------------------------------------------------------------
-def train(cfg: TokenizerTrainConfig) -> dict:
-    """Run (or resume) training; returns the final metrics and the exported checkpoint path."""
-    import torch
-
+def split_groups(cfg: TokenizerTrainConfig) -> tuple[list[list[Path]], list[Path]]:
+    """(training clips per `data` folder, held-out clips); `max_clips` caps the training clips."""
     from amplify.io.ingest import list_inputs
     from amplify.tokenizer.data import split_inputs
 
+    keep = {str(Path(d).resolve()) for d in cfg.no_holdout}
+    groups: list[list[Path]] = []
+    eval_files: list[Path] = []
+    for d in cfg.data:
+        if not Path(d).is_dir():
+            raise ConfigError("data", d, "not a folder")
+        paths = sorted(list_inputs(Path(d)))
+        every = 0 if str(Path(d).resolve()) in keep else cfg.holdout_every
+        tr, ev = split_inputs(paths, every)
+        groups.append(tr)
+        eval_files.extend(ev)
+    if cfg.max_clips:
+        left, capped = cfg.max_clips, []
+        for g in groups:
+            capped.append(g[:left])
+            left -= len(capped[-1])
+        groups = capped
+    return groups, eval_files
+
+
+def train(cfg: TokenizerTrainConfig) -> dict:
+    """Run (or resume) training; returns the final metrics and the exported checkpoint path."""
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # Workers run in other directories: hand them the resolved tracking URI.
     cfg = replace(cfg, mlflow_uri=cfg.tracking_uri)
-    # 1. Inputs and the held-out split.
-    paths: list[Path] = []
-    for d in cfg.data:
-        if not Path(d).is_dir():
-            raise ConfigError("data", d, "not a folder")
-        paths.extend(list_inputs(Path(d)))
-    train_files, eval_files = split_inputs(sorted(paths), cfg.holdout_every)
-    if cfg.max_clips:
-        train_files = train_files[: cfg.max_clips]
+    # 1. Inputs and the held-out split, one group of training clips per `data` folder.
+    groups, eval_files = split_groups(cfg)
+    train_files = [p for g in groups for p in g]
     if not train_files:
         raise ConfigError("data", cfg.data, "no training clips found")
     print(f"tokenizer: {len(train_files)} training clips, {len(eval_files)} held out", flush=True)
@@ -218,7 +289,7 @@ def train(cfg: TokenizerTrainConfig) -> dict:
     loop_cfg = {
         "cfg": training.jsonable(cfg),
         "out": str(out),
-        "train_files": [str(p) for p in train_files],
+        "train_groups": [[str(p) for p in g] for g in groups],
         "eval_files": [str(p) for p in eval_files],
         "run_id": run_id,
     }
@@ -228,12 +299,9 @@ def train(cfg: TokenizerTrainConfig) -> dict:
     wpath, step, metrics = training.last_checkpoint(out)
     exported = ""
     if cfg.export and step >= cfg.steps:
-        from amplify.tokenizer.checkpoint import load_tokenizer, save_tokenizer
+        from amplify.tokenizer.checkpoint import load_tokenizer
 
-        model = load_tokenizer(wpath)
-        model.cfg = TokenizerConfig.from_dict({**asdict(model.cfg), "name": Path(cfg.export).name})
-        meta = {"step": step, "train": training.jsonable(cfg), "metrics": metrics}
-        exported = str(save_tokenizer(model, cfg.export, getattr(torch, cfg.export_dtype), meta))
+        exported = str(export_model(load_tokenizer(wpath), cfg, step, metrics))
     training.finish_mlflow_run(cfg, run_id, {"final_step": step}, exported)
     return training.result(wpath, step, metrics, exported, run_id)
 

@@ -62,23 +62,48 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return y.permute(1, 2, 3, 0).numpy()
 
 
+def group_weights(sizes: Sequence[int]) -> list[float]:
+    """Per-window sampling weights that give each group (e.g. each data folder) the same share."""
+    live = [n for n in sizes if n]
+    return [1.0 / (n * len(live)) for n in sizes for _ in range(n)]
+
+
 class CropSampler:
-    """Random (frames x crop_h x crop_w) crops of random windows, flipped left-right at random."""
+    """Random (frames x crop_h x crop_w) crops of random windows, flipped left-right at random.
+
+    Windows are drawn uniformly, or with probability proportional to `weights` (one per window)."""
 
     def __init__(
-        self, windows: list[np.ndarray], frames: int, crop_h: int, crop_w: int, seed: int
+        self,
+        windows: list[np.ndarray],
+        frames: int,
+        crop_h: int,
+        crop_w: int,
+        seed: int,
+        weights: Sequence[float] | None = None,
     ) -> None:
-        usable = [w for w in windows if w.shape[0] >= frames]
-        if not usable:
+        if weights is not None and len(weights) != len(windows):
+            raise ValueError(f"{len(weights)} weights for {len(windows)} windows")
+        keep = [i for i, w in enumerate(windows) if w.shape[0] >= frames]
+        if not keep:
             raise ValueError(f"no window has >= {frames} frames ({len(windows)} windows)")
-        self.windows, self.frames, self.crop = usable, frames, (crop_h, crop_w)
+        self.windows, self.frames, self.crop = [windows[i] for i in keep], frames, (crop_h, crop_w)
+        self.p = None
+        if weights is not None:
+            p = np.array([weights[i] for i in keep], dtype=np.float64)
+            self.p = p / p.sum()
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> torch.Tensor:
         out = []
         ch, cw = self.crop
         for _ in range(size):
-            w = self.windows[self.rng.integers(len(self.windows))]
+            i = (
+                self.rng.integers(len(self.windows))
+                if self.p is None
+                else self.rng.choice(len(self.windows), p=self.p)
+            )
+            w = self.windows[i]
             T, H, W, _ = w.shape
             t0 = self.rng.integers(T - self.frames + 1)
             y0 = self.rng.integers(H - min(ch, H) + 1) // 8 * 8
@@ -88,3 +113,50 @@ class CropSampler:
                 clip = clip[:, :, ::-1]
             out.append(to_tensor(clip))
         return torch.cat(out)  # (B, 3, T, ch, cw)
+
+
+class TensorCropSampler:
+    """CropSampler's crops drawn from one (N, T, H, W, 3) uint8 tensor on any device.
+
+    On a GPU the windows stay in device memory and a batch never leaves it (the numpy sampler's
+    per-crop host copies would bound the step there). Same crops as CropSampler: random window
+    (uniform or by `weights`), random start frame, crop corner on the 8-pixel grid, random flip.
+    """
+
+    def __init__(
+        self,
+        windows: torch.Tensor,
+        frames: int,
+        crop_h: int,
+        crop_w: int,
+        seed: int,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        N, T, H, W, _ = windows.shape
+        if T < frames:
+            raise ValueError(f"windows have {T} frames, need >= {frames}")
+        if weights is not None and len(weights) != N:
+            raise ValueError(f"{len(weights)} weights for {N} windows")
+        self.windows, self.frames = windows, frames
+        self.crop = (min(crop_h, H), min(crop_w, W))
+        self.g = torch.Generator().manual_seed(seed)
+        w = torch.ones(N) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.p = w / w.sum()
+
+    def batch(self, size: int) -> torch.Tensor:
+        N, T, H, W, _ = self.windows.shape
+        ch, cw = self.crop
+        idx = torch.multinomial(self.p, size, replacement=True, generator=self.g)
+        t0 = torch.randint(T - self.frames + 1, (size,), generator=self.g)
+        y0 = torch.randint(H - ch + 1, (size,), generator=self.g) // 8 * 8
+        x0 = torch.randint(W - cw + 1, (size,), generator=self.g) // 8 * 8
+        flip = torch.rand(size, generator=self.g) < 0.5
+        clips = []
+        corners = zip(
+            idx.tolist(), t0.tolist(), y0.tolist(), x0.tolist(), flip.tolist(), strict=True
+        )
+        for i, t, y, x, f in corners:
+            clip = self.windows[i, t : t + self.frames, y : y + ch, x : x + cw]  # (T, ch, cw, 3)
+            clips.append(clip.flip(2) if f else clip)
+        out = torch.stack(clips).permute(0, 4, 1, 2, 3).float()  # (B, 3, T, ch, cw)
+        return out / 127.5 - 1
