@@ -85,6 +85,13 @@ VERBS = [
         "train the conditional world model on Ray Train",
     ),
     Verb(
+        "train grade",
+        "train_grade",
+        "amplify.wfm.fit:GradeTrainConfig",
+        "amplify.wfm.fit:train",
+        "train the default (grade-head) world model on synthetic twins and real footage",
+    ),
+    Verb(
         "eval wfm",
         "eval_wfm",
         "amplify.wfm.evaluate:WFMEvalConfig",
