@@ -20,6 +20,7 @@ import numpy as np
 
 DATA_FILE = "data.npz"
 META_FILE = "meta.json"
+WFM_BANK = "wfm_bank.pt"  # the world model's bank beside the bundle (amplify.wfm.fit.GradeBank)
 CODECS = ("jpeg", "raw")
 
 

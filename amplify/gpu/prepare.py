@@ -9,6 +9,8 @@ Stages:
    each frame is JPEG-encoded at once, so memory holds bytes, not frames.
 3. Windows are drawn at random (seeded) until each group has its share of `max_mb`: `real_frac`
    for real footage, the rest for synthetic (1:1 by default), then written by `bundle.py`.
+4. HOOK (world model): `wfm_bank=F` copies a world-model bank beside the bundle, which
+   `amplify.gpu.train` hands to `amplify.wfm.fit.fit`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from amplify.errors import ConfigError
-from amplify.gpu.bundle import CODECS, encode_frame, write_bundle
+from amplify.gpu.bundle import CODECS, WFM_BANK, encode_frame, write_bundle
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +48,10 @@ class PrepareConfig:
     quality: int = 95
     max_clips: int = 0  # per group, 0 = all (tests)
     seed: int = 0
+    # HOOK (world model): a GradeBank file (`amplify.wfm.fit`: `build_bank(...).save(F)`, or the
+    # `bank=` cache of `amplify train grade`), copied to DIR/wfm_bank.pt; its bytes count against
+    # max_mb (the tokenizer data gets what is left).
+    wfm_bank: str = ""
 
     def __post_init__(self) -> None:
         if self.frames < 1 or (self.frames - 1) % 4:
@@ -145,6 +151,16 @@ def prepare(cfg: PrepareConfig, progress: Callable[[str], None] = print) -> dict
     """Build the bundle in cfg.out; returns (and writes into meta.json) what went in."""
     t0 = time.time()
     budget = cfg.max_mb * 1e6
+    if cfg.wfm_bank:
+        import shutil
+
+        if not Path(cfg.wfm_bank).is_file():
+            raise ConfigError("wfm_bank", cfg.wfm_bank, "not a file")
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cfg.wfm_bank, Path(cfg.out) / WFM_BANK)
+        budget -= Path(cfg.wfm_bank).stat().st_size
+        if budget <= 0:
+            raise ConfigError("wfm_bank", cfg.wfm_bank, f"larger than max_mb={cfg.max_mb}")
     groups: dict[str, list[list[bytes]]] = {}
     meta: dict = {"config": asdict(cfg)}
     # 1.-2. Real footage (its validation items never enter), then the synthetic corpus.

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from amplify.errors import ConfigError
-from amplify.gpu.bundle import read_bundle
+from amplify.gpu.bundle import WFM_BANK, read_bundle
 from pipelines.train_tokenizer import (
     TokenizerTrainConfig,
     evaluate_windows,
@@ -39,8 +39,6 @@ from pipelines.train_tokenizer import (
     init_model,
     train_step,
 )
-
-WFM_BANK = "wfm_bank.pt"
 
 
 @dataclass(frozen=True, kw_only=True)
