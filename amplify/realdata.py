@@ -185,6 +185,21 @@ def read_item_frames(
 ) -> np.ndarray:
     """Every frame of an item sampled at `fps` and resized like the job's frames, across the whole
     clip (scene cuts do not drop frames here).  # (N, height, width, 3) uint8"""
+    return read_clip_frames(
+        item.path, fps, width, height, resize, item_ingest(item, IngestConfig()).sequence_fps
+    )
+
+
+def read_clip_frames(
+    path: str | Path,
+    fps: float = 2.0,
+    width: int = 256,
+    height: int = 128,
+    resize: str = "crop",
+    sequence_fps: float = 10.0,
+) -> np.ndarray:
+    """Every frame of any clip (video or frame folder) at `fps`, through `read_windows` with
+    one-frame windows.  # (N, height, width, 3) uint8"""
     cfg = IngestConfig(fps=fps, width=width, height=height, window=1, stride=1,
-                       short_window_min=1, resize=resize)  # fmt: skip
-    return np.concatenate([w.frames for w in read_item_windows(item, cfg)])
+                       short_window_min=1, resize=resize, sequence_fps=sequence_fps)  # fmt: skip
+    return np.concatenate([w.frames for w in read_windows(path, cfg)])
