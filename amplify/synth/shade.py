@@ -202,9 +202,9 @@ def shade_clip(g: GBuffer, cond: Condition, seed: int) -> np.ndarray:
         for f in range(T):
             rng = condition_rng(seed, cond, f)
             if cond.weather == "rain":
-                _rain(rgb[f], rng, i, haze)
+                rain_streaks(rgb[f], rng, i, haze)
             else:
-                _snow(rgb[f], rng, i, dark)
+                snow_flakes(rgb[f], rng, i, dark)
     if cond.weather == "rain":  # rain veils contrast a little
         rgb *= 1 - 0.12 * i
         rgb += 0.12 * i * haze
@@ -279,7 +279,7 @@ def _blur(x: np.ndarray, r: int) -> np.ndarray:
     return x
 
 
-def _rain(img: np.ndarray, rng: np.random.Generator, i: float, haze: np.ndarray) -> None:
+def rain_streaks(img: np.ndarray, rng: np.random.Generator, i: float, haze: np.ndarray) -> None:
     """Slanted bright streaks, blended in place.  img: (H, W, 3)"""
     H, W, _ = img.shape
     n = int(i * H * W / 45)
@@ -297,7 +297,7 @@ def _rain(img: np.ndarray, rng: np.random.Generator, i: float, haze: np.ndarray)
     img[ys, xs] = img[ys, xs] * (1 - a) + a * col
 
 
-def _snow(img: np.ndarray, rng: np.random.Generator, i: float, dark: float) -> None:
+def snow_flakes(img: np.ndarray, rng: np.random.Generator, i: float, dark: float) -> None:
     """Flakes: small bright dots, some larger (near the camera), blended in place."""
     H, W, _ = img.shape
     n = int(i * H * W / 55)

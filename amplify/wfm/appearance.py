@@ -18,11 +18,17 @@ every 4 frames.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from amplify.synth.conditions import Condition
+
 COEFFS = 12  # a 3x3 colour matrix (as a change to the identity) and an offset, per luma bin
 LAYER = 4  # opacity logit, RGB logits
+# Precipitation is drawn where the model changed the clip: no streaks below a mean change of 2%
+# of the range, full density from 6% (a grade to rain changes a clear clip by ~10%).
+PRECIP_CHANGE = (0.02, 0.04)
 ALPHA_BIAS = -5.0  # a zero head gives opacity sigmoid(-5) = 0.007: the layer starts off
 
 
@@ -90,3 +96,40 @@ def apply_grade(
     alpha = torch.sigmoid(layer[:, :1] + ALPHA_BIAS)  # (BT, 1, H, W)
     y = y * (1 - alpha) + alpha * torch.sigmoid(layer[:, 1:4])
     return y.clamp(0, 1).reshape(B, T, 3, H, W).transpose(1, 2)  # (B, 3, T, H, W)
+
+
+def precipitation(
+    graded: np.ndarray,  # (T, H, W, 3) uint8, the graded frames
+    source: np.ndarray,  # (T, H, W, 3) uint8
+    condition: Condition,
+    seed: int,
+) -> np.ndarray:
+    """Falling rain or snow over graded frames, drawn as the synthetic renderer draws it.
+
+    A regression head cannot place streaks and flakes (their positions are random, so it learns
+    the mean: a veil); they are drawn here from `condition_rng(seed, condition, frame)`, so the
+    seed varies them and the same seed gives the same bytes. Their density follows the
+    condition's intensity times how much the model changed the clip: a clip the model leaves as
+    it is (asked for the condition it already shows) gets none.
+    """
+    from amplify.synth.conditions import condition_rng
+    from amplify.synth.shade import rain_streaks, snow_flakes
+
+    if condition.weather not in ("rain", "snow"):
+        return graded
+    change = float(np.abs(graded.astype(np.float32) - source.astype(np.float32)).mean()) / 255.0
+    strength = condition.intensity * float(
+        np.clip((change - PRECIP_CHANGE[0]) / PRECIP_CHANGE[1], 0, 1)
+    )
+    if strength <= 0:
+        return graded
+    out = graded.astype(np.float32) / 255.0
+    for f in range(len(out)):
+        rng = condition_rng(seed, condition, f)
+        if condition.weather == "rain":
+            haze = out[f].reshape(-1, 3).mean(0)  # streaks take the colour of the air
+            rain_streaks(out[f], rng, strength, haze)
+        else:
+            dark = float(np.clip(out[f].mean() / 0.45, 0.3, 1.0))  # dimmer flakes at night
+            snow_flakes(out[f], rng, strength, dark)
+    return (out * 255.0 + 0.5).clip(0, 255).astype(np.uint8)

@@ -12,7 +12,8 @@ one batch (grade head) or one after another from the shared preparation (flow he
 Two kinds of world model (`WFMConfig.head`):
 - `grade` (the default, `wfm-grade`): one pass over the source latents and controls predicts an
   appearance transform that is applied to the source pixels (`appearance.apply_grade`): real
-  detail and geometry are kept by construction. Deterministic: the seed does not change it.
+  detail and geometry are kept by construction. Rain and snow then fall over it
+  (`appearance.precipitation`, drawn from the seed; `precipitation=False` leaves them out).
 - `flow`: samples target latents with the rectified-flow sampler (`sampler.py`) and decodes them
   with the tokenizer; with `refine` > 0 the source's fine edges are put back (`refine.py`).
 The tokenizer is the one named, unless the world model was trained on the latents of another one
@@ -28,7 +29,7 @@ import torch
 
 from amplify.synth.conditions import Condition
 from amplify.tokenizer.checkpoint import load_tokenizer
-from amplify.wfm.appearance import apply_grade
+from amplify.wfm.appearance import apply_grade, precipitation
 from amplify.wfm.checkpoint import (
     DEFAULT_WFM,
     load_wfm,
@@ -59,6 +60,7 @@ class Generator:
         guidance: float = 2.0,
         strength: float | None = None,
         refine: float = 0.0,
+        precipitation: bool = True,
     ) -> None:
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.checkpoint_sha256 = sha256_file(self.checkpoint_path)
@@ -76,6 +78,7 @@ class Generator:
                 read_meta(self.checkpoint_path).get("sampler", {}).get("strength", 1.0)
             )
         self._setup(model, tok, steps, guidance, strength, refine, name=f"wfm:{checkpoint}")
+        self.precipitation = precipitation
 
     @classmethod
     def from_models(
@@ -92,6 +95,7 @@ class Generator:
         gen = cls.__new__(cls)
         gen.checkpoint_path, gen.checkpoint_sha256, gen.tokenizer_path = None, "", None
         gen._setup(model, tokenizer, steps, guidance, strength, refine, name=name)
+        gen.precipitation = True
         return gen
 
     def _setup(self, model, tokenizer, steps, guidance, strength, refine, name: str) -> None:
@@ -188,7 +192,11 @@ class Generator:
         src = prep["pixels"].expand(B, -1, -1, -1, -1)
         y = apply_grade(src, coeffs, self.model.cfg.grade_bins)  # (B, 3, T, H, W)
         y = (y * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
-        return list(y)  # B x (T, H, W, 3)
+        if not self.precipitation:
+            return list(y)  # B x (T, H, W, 3)
+        return [
+            precipitation(o, prep["frames"], c, s) for o, (c, s) in zip(y, requests, strict=True)
+        ]
 
     def _flow(self, prep: dict, condition: Condition, seed: int, scenario: int) -> np.ndarray:
         """Sample target latents from noise (or the noised source) and decode them."""

@@ -59,3 +59,24 @@ def test_gradients_reach_the_coefficients():
     coeffs = torch.zeros(1, grade_channels(2), 3, 2, 3, requires_grad=True)
     apply_grade(src, coeffs, 2).mean().backward()
     assert coeffs.grad is not None and coeffs.grad.abs().sum() > 0
+
+
+def test_precipitation_follows_the_change_and_the_seed():
+    import numpy as np
+
+    from amplify.synth.conditions import Condition
+    from amplify.wfm.appearance import precipitation
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(60, 200, (5, 32, 48, 3), dtype=np.uint8)
+    rain = Condition("rain", "day", 0.8)
+    # unchanged (the model kept the clip): nothing falls
+    assert np.array_equal(precipitation(src, src, rain, seed=0), src)
+    darker = (src * 0.7).astype(np.uint8)  # a clear change
+    a = precipitation(darker, src, rain, seed=0)
+    assert not np.array_equal(a, darker)
+    assert np.array_equal(a, precipitation(darker, src, rain, seed=0))  # same seed, same bytes
+    assert not np.array_equal(a, precipitation(darker, src, rain, seed=1))
+    snow = precipitation(darker, src, Condition("snow", "day", 0.8), seed=0)
+    assert snow.mean() > darker.mean()  # bright flakes
+    assert np.array_equal(precipitation(darker, src, Condition("fog", "day"), 0), darker)
