@@ -84,13 +84,10 @@ class RealEvalConfig:
         if isinstance(self.targets, str):
             object.__setattr__(self, "targets", (self.targets,))
         object.__setattr__(self, "targets", tuple(self.targets))
-        if not self.input:
-            raise ConfigError("input", self.input, "give the folder of clips: input=DIR")
-        if not Path(self.input).is_dir():
+        # `input` and `conditions` have no default: `require_inputs` asks for them at run time,
+        # so the config composes without them (`--help`, the CLI's config test).
+        if self.input and not Path(self.input).is_dir():
             raise ConfigError("input", self.input, "is not a folder")
-        if not self.conditions:
-            raise ConfigError("conditions", self.conditions,
-                              "give the JSON file of clip conditions: conditions=FILE")  # fmt: skip
         if not self.checkpoint:
             raise ConfigError("checkpoint", self.checkpoint, "must name a world-model checkpoint")
         for key in ("seed", "threads", "max_windows"):
@@ -115,6 +112,15 @@ class RealEvalConfig:
             parse_condition(t)
         if self.sheet and Path(self.sheet).suffix.lower() not in SHEET_SUFFIXES:
             raise ConfigError("sheet", self.sheet, f"must end in one of {SHEET_SUFFIXES}")
+
+
+def require_inputs(cfg: RealEvalConfig) -> None:
+    """Refuse a config without the clips folder or the conditions file."""
+    if not cfg.input:
+        raise ConfigError("input", cfg.input, "give the folder of clips: input=DIR")
+    if not cfg.conditions:
+        raise ConfigError("conditions", cfg.conditions,
+                          "give the JSON file of clip conditions: conditions=FILE")  # fmt: skip
 
 
 def load_conditions(
@@ -279,6 +285,7 @@ def evaluate_real(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
+    require_inputs(cfg)
     clips = load_conditions(cfg.conditions, cfg.input, cfg.intensity)
     targets = [parse_condition(t, cfg.intensity) for t in cfg.targets]
     names = [t.name for t in targets]

@@ -207,13 +207,20 @@ def test_bad_conditions_file_names_the_file_and_the_clip(tmp_path, clips, capsys
     ({"frames": 6}, "frames"), ({"width": 100}, "width"), ({"max_windows": -1}, "max_windows"),
     ({"targets": ("rain_noon",)}, "targets"), ({"targets": ("fog_day", "fog_day")}, "targets"),
     ({"sheet": "s.gif"}, "sheet"), ({"input": "/nonexistent/folder"}, "input"),
-    ({"conditions": ""}, "conditions"), ({"intensity": 1.5}, "intensity"),
+    ({"intensity": 1.5}, "intensity"),
 ])  # fmt: skip
 def test_config_validation(tmp_path, kw, key):
     base = {"input": str(tmp_path), "conditions": "c.json"}
     with pytest.raises(ConfigError) as e:
         RealEvalConfig(**{**base, **kw})
     assert e.value.key == key
+
+
+def test_input_and_conditions_are_required(tmp_path, capsys):
+    assert main(["eval", "real", "checkpoint=none"]) == 2
+    assert "input=DIR" in capsys.readouterr().err
+    assert main(["eval", "real", f"input={tmp_path}", "checkpoint=none"]) == 2
+    assert "conditions=FILE" in capsys.readouterr().err
 
 
 def test_config_composes(tmp_path):
@@ -223,3 +230,4 @@ def test_config_composes(tmp_path):
                     [f"input={tmp_path}", "conditions=c.json", "targets=[rain_night]"])  # fmt: skip
     assert c.targets == ("rain_night",) and c.max_windows == 1 and c.threads == 1
     assert c.checkpoint == "wfm-small" and c.frames == 17 and not math.isnan(c.intensity)
+    assert load_config("eval_real", RealEvalConfig, []).input == ""  # composes without input
