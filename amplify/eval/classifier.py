@@ -148,6 +148,9 @@ class ClassifierTrainConfig:
     crop_min: float = 0.6  # random crop keeps at least this share of each side... area scale
     jitter: float = 0.12  # colour jitter amplitude (brightness, contrast, gamma, white balance)
     overlay_p: float = 0.3  # probability of a bonnet band or a logo box per frame
+    # Auto-exposure gain up to this on half the dusk and night frames: real cameras lift a lit
+    # night road to day-like levels (a validation night clip averages 3x the training night luma).
+    exposure_max: float = 1.0  # 1 = off
     label_smoothing: float = 0.05
     fp16: bool = True  # weights stored in fp16 (half the bytes; loaded into fp32)
 
@@ -176,6 +179,8 @@ class ClassifierTrainConfig:
             v = getattr(self, key)
             if not isinstance(v, int | float) or not 0 <= v < 1:
                 raise ConfigError(key, v, "must be in [0, 1)")
+        if not 1 <= self.exposure_max <= 8:
+            raise ConfigError("exposure_max", self.exposure_max, "must be in [1, 8]")
         if not 0.2 <= self.crop_min <= 1:
             raise ConfigError("crop_min", self.crop_min, "must be in [0.2, 1]")
         for key in ("weight_decay", "blur_max", "noise_max"):
@@ -256,11 +261,18 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
                     k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)  # fmt: skip
 
 
-def _augment(x: torch.Tensor, cfg: ClassifierTrainConfig, g: torch.Generator) -> torch.Tensor:
-    """Crop, flip, colour, blur, resample, overlay and noise a training batch.
+def _augment(
+    x: torch.Tensor,
+    cfg: ClassifierTrainConfig,
+    g: torch.Generator,
+    times: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Crop, flip, colour, expose, blur, resample, overlay and noise a training batch.
 
-    x: (B, 3, 64, 128) in [-0.5, 0.5]. Every change keeps the condition: the colour jitter is
-    small next to the gap between day, dusk and night, and overlays cover little of the frame.
+    x: (B, 3, 64, 128) in [-0.5, 0.5]; times: (B,) time-of-day ids. Every change keeps the
+    condition: the colour jitter is small next to the gap between day, dusk and night, the
+    exposure gain only brightens dusk and night frames (saturating their lights, as a camera
+    does), and overlays cover little of the frame.
     """
     B, _, H, W = x.shape
 
@@ -293,6 +305,10 @@ def _augment(x: torch.Tensor, cfg: ClassifierTrainConfig, g: torch.Generator) ->
         y = (y - grey) * u(1 - 2 * j, 1 + 2 * j)[:, None, None, None] + grey
         y = y.clamp(0, 1) ** u(1 - j, 1 + j)[:, None, None, None]
         x = y - 0.5
+    if times is not None and cfg.exposure_max > 1:
+        lift = (times > 0) & (torch.rand(B, generator=g) < 0.5)
+        gain = torch.where(lift, u(1.0, cfg.exposure_max), torch.ones(B))
+        x = ((x + 0.5) * gain[:, None, None, None]).clamp(0, 1) - 0.5
     # 3. Blur (soft decodes, defocus), and a down-up resample (compression, low bitrate).
     if cfg.blur_max > 0:
         sigma = float(torch.rand((), generator=g)) * cfg.blur_max
@@ -495,7 +511,7 @@ def train_classifier(cfg: ClassifierTrainConfig, progress: Callable[[str], None]
         run = 0.0
         for s in range(steps_per_epoch):
             idx = draw[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            x = _augment(xs[idx], cfg, g)
+            x = _augment(xs[idx], cfg, g, ts[idx])
             lw, lt = model(x)
             loss = (F.cross_entropy(lw, ws[idx], label_smoothing=cfg.label_smoothing)
                     + F.cross_entropy(lt, ts[idx], label_smoothing=cfg.label_smoothing))  # fmt: skip
