@@ -52,6 +52,9 @@ class ClipGenerator(Protocol):
                  layout: np.ndarray | None = None,
                  depth: np.ndarray | None = None) -> np.ndarray: ...  # fmt: skip
 
+    def generate_many(self, frames: np.ndarray, requests: list[tuple[Condition, int]]
+                      ) -> list[np.ndarray]: ...  # fmt: skip
+
 
 def parse_condition(name: str, intensity: float = 0.7) -> Condition:
     """'rain_night' -> Condition('rain', 'night', intensity)."""
@@ -68,7 +71,7 @@ class WFMEvalConfig:
     synthetic scenes, beside the source and classical-augmentation baselines (`checkpoint=none`:
     baselines and classifier only). The last line printed is one JSON object."""
 
-    checkpoint: str = "wfm-small"
+    checkpoint: str = "wfm-grade"
     tokenizer: str = "tok-small"
     scenes: int = 8
     seed: int = 10_000  # held-out scene seeds: never a training corpus seed

@@ -75,6 +75,9 @@ class Darken:
         out = frames.copy()
         return (out // 3).astype(np.uint8) if condition.time_of_day == "night" else out
 
+    def generate_many(self, frames: np.ndarray, requests: list) -> list[np.ndarray]:
+        return [self.generate(frames, c, seed=s) for c, s in requests]
+
 
 class IdentityTokenizer(torch.nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,5 +232,5 @@ def test_config_composes(tmp_path):
     c = load_config("eval_real", RealEvalConfig,
                     [f"input={tmp_path}", "conditions=c.json", "targets=[rain_night]"])  # fmt: skip
     assert c.targets == ("rain_night",) and c.max_windows == 1 and c.threads == 1
-    assert c.checkpoint == "wfm-small" and c.frames == 17 and not math.isnan(c.intensity)
+    assert c.checkpoint == "wfm-grade" and c.frames == 17 and not math.isnan(c.intensity)
     assert load_config("eval_real", RealEvalConfig, []).input == ""  # composes without input
