@@ -55,14 +55,15 @@ class GpuTrainConfig:
     calib: int = 30  # steps before the schedule is fixed (steps=0); the last 2/3 are timed
     save_every_s: float = 60.0
     # The tokenizer recipe (pipelines/train_tokenizer.py keys); GPU defaults: bigger batches of
-    # full-width crops, warm start from the committed tokenizer.
+    # larger crops (96x192 of the 128x256 frames: still 45 crop positions a window, as the
+    # bundle holds only ~150 windows), warm start from the committed tokenizer.
     model: str = "tok-small"
     init_from: str = "tok-small"
     steps: int = 0  # 0 = as many as the budget allows
     batch: int = 32
     frames: int = 9
-    crop_h: int = 128
-    crop_w: int = 256
+    crop_h: int = 96
+    crop_w: int = 192
     lr: float = 4e-4
     warmup: int = 100
     min_lr_frac: float = 0.05
@@ -176,7 +177,7 @@ def train_tokenizer(cfg: GpuTrainConfig, t_start: float) -> dict:
         if time.time() - t_save > cfg.save_every_s:
             _export(model, tcfg, step, {"partial": True})
             t_save = time.time()
-    tcfg = replace(tcfg, steps=step)  # what ran
+    tcfg = replace(tcfg, steps=max(1, step))  # what ran
 
     # 4. Score and export.
     after, _ = evaluate_windows(model, heldout, device) if heldout else ({}, None)
