@@ -4,8 +4,8 @@ the normal ingest.
 
 - `manifest.json` lists 27 items (23 videos, 4 frame folders) with source repository, licence,
   fps and the conditions labelled by eye; an item's condition is `f"{weather}_{time_of_day}"`.
-- `configs/real/train_real_split.json` fixes the validation items (never trained on);
-  `configs/real/train_real_val.json` maps them to their conditions for `amplify eval real`, and
+- `configs/splits/train_real_split.json` fixes the validation items (never trained on);
+  `configs/splits/train_real_val.json` maps them to their conditions for `amplify eval real`, and
   must agree with the manifest (`check_condition_file`).
 - Frame folders are read by `amplify.io.sequence` in natural order of their names; the manifest's
   `frame_order` (given for the DVD folder, whose `frame_10_hazy.jpg` sorts before `frame_2_...`
@@ -29,9 +29,9 @@ from amplify.synth.conditions import Condition
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "train_real"
 MEASURE_ROOT = REPO.parent / "shared" / "data" / "real"  # measuring only, never trained on
-SPLIT_FILE = REPO / "configs" / "real" / "train_real_split.json"
-VAL_CONDITIONS_FILE = REPO / "configs" / "real" / "train_real_val.json"
-MEASURE_CONDITIONS_FILE = REPO / "configs" / "real" / "real.json"
+SPLIT_FILE = REPO / "configs" / "splits" / "train_real_split.json"
+VAL_CONDITIONS_FILE = REPO / "configs" / "splits" / "train_real_val.json"
+MEASURE_CONDITIONS_FILE = REPO / "configs" / "splits" / "real.json"
 
 
 @dataclass(frozen=True)

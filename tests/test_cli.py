@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from amplify.cli import VERBS, main
+from amplify.cli import VERBS, _resolve, main
 
 
 def test_help_lists_every_verb(capsys):
@@ -63,3 +63,16 @@ def test_every_verb_has_a_config_and_help(capsys, verb):
     assert callable(_resolve(verb.handler))
     if verb.name not in ("run",):  # run needs input=
         load_config(verb.config, _resolve(verb.schema), [])
+
+
+def test_a_folder_under_configs_never_shadows_a_key():
+    """Hydra reads every folder of configs/ as a config group: `real=` would then select a group
+    instead of setting the key (it once did, with configs/real/). Keys and folders stay apart."""
+    from amplify.config import CONFIG_DIR, load_config
+    from amplify.wfm.evaluate import WFMEvalConfig
+
+    folders = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir()}
+    for verb in VERBS:
+        schema = _resolve(verb.schema)
+        assert not folders & set(schema.__dataclass_fields__), (verb.name, folders)
+    assert load_config("eval_wfm", WFMEvalConfig, ["real=some/dir"]).real == "some/dir"

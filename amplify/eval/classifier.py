@@ -140,7 +140,7 @@ class ClassifierTrainConfig:
     cache: str = ""  # .npz of the rendered set; reused when it exists (same config)
     # Real footage (amplify.realdata); "" trains on renders only.
     real_root: str = ""
-    real_split: str = "configs/real/train_real_split.json"
+    real_split: str = "configs/splits/train_real_split.json"
     real_fps: float = 2.0  # frames sampled per second of clear-day footage
     real_rare_fps: float = 15.0  # ... of rain, fog, dusk and night footage (scarce)
     real_fraction: float = 0.5  # share of each batch drawn from real frames
@@ -417,7 +417,7 @@ def real_eval_sets(
     cfg: ClassifierTrainConfig, fps: float = 2.0
 ) -> dict[str, list[tuple[str, str, np.ndarray]]]:
     """The real clips the classifier is measured on, never trained on: the validation items of
-    `real_root` and the clips of `amplify.realdata.MEASURE_ROOT` (with `configs/real/real.json`)."""
+    `real_root` and the clips of `amplify.realdata.MEASURE_ROOT` (with `configs/splits/real.json`)."""
     from amplify import realdata
 
     out: dict[str, list[tuple[str, str, np.ndarray]]] = {}

@@ -35,7 +35,7 @@ class PrepareConfig:
     out: str = "out/gpu_data"  # /out/ is git-ignored: name it in the run's `carry`
     synth: str = "data/synth"  # a synthetic corpus (`amplify synth`); "" = none
     real: str = "../shared/data/train_real"  # folder with manifest.json; "" = none
-    split: str = "configs/real/train_real_split.json"  # {"validation": [manifest files]}
+    split: str = "configs/splits/train_real_split.json"  # {"validation": [manifest files]}
     holdout_every: int = 10
     heldout_windows: int = 12  # held-out synthetic windows scored at the end of the run
     frames: int = 17  # frames per stored window (1 + 4k; training crops take `frames` of them)

@@ -338,7 +338,7 @@ class GradeTrainConfig:
     init_from: str = ""
     data: tuple[str, ...] = ()
     real: str = ""
-    split: str = ""  # validation split file (default: configs/real/train_real_split.json)
+    split: str = ""  # validation split file (default: configs/splits/train_real_split.json)
     out: str = "runs/wfm-grade"
     bank: str = ""  # default: OUT/bank.pt
     export: str = ""
