@@ -75,4 +75,4 @@ def test_a_folder_under_configs_never_shadows_a_key():
     for verb in VERBS:
         schema = _resolve(verb.schema)
         assert not folders & set(schema.__dataclass_fields__), (verb.name, folders)
-    assert load_config("eval_wfm", WFMEvalConfig, ["real=some/dir"]).real == "some/dir"
+    assert load_config("eval_wfm", WFMEvalConfig, [f"real={CONFIG_DIR}"]).real == str(CONFIG_DIR)
