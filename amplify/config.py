@@ -55,7 +55,7 @@ class GenerateConfig:
     # without a condition label); empty = any.
     source_conditions: list[str] = field(default_factory=list)
     max_windows_per_clip: int = 0  # 0 = every window of a matching clip
-    checkpoint: str = "wfm-small"  # a name under checkpoints/wfm/ or a path
+    checkpoint: str = "wfm-grade"  # a name under checkpoints/wfm/ or a path
     tokenizer: str = "tok-small"
     steps: int = 12
     guidance: float = 2.0

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> dict:
     from amplify.synth.conditions import Condition
     from amplify.wfm.generate import Generator
 
-    ckpt = argv[0] if argv else "wfm-small"
+    ckpt = argv[0] if argv else "wfm-grade"
     threads = int(argv[1]) if len(argv) > 1 else 2
     repeats = int(argv[2]) if len(argv) > 2 else 3
     torch.set_num_threads(threads)

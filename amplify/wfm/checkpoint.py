@@ -24,7 +24,7 @@ from amplify.wfm.config import WFMConfig
 from amplify.wfm.model import WorldModel
 
 CHECKPOINT_DIR = CHECKPOINTS_ROOT / "wfm"
-DEFAULT_WFM = "wfm-small"
+DEFAULT_WFM = "wfm-grade"
 
 
 def sha256_file(path: str | Path) -> str:

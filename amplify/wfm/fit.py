@@ -399,10 +399,12 @@ def train(cfg: GradeTrainConfig, progress: Callable[[str], None] = print) -> dic
         bank_path.parent.mkdir(parents=True, exist_ok=True)
         bank.save(bank_path)
     fit_keys = {f for f in GradeFitConfig.__dataclass_fields__} - {"meta"}
+    # What the bank holds (a cached bank may predate the config): its windows' source clips.
+    used = sorted({n.rsplit("/w", 1)[0] for n in bank.real.names}) if bank.real else []
     meta = {
-        "data": {"synthetic": list(cfg.data), "real": [str(p) for p, _ in real_items],
+        "data": {"synthetic": list(cfg.data), "real": used,
                  "real_windows_per_item": cfg.real_windows},
-        "licences": lic,
+        "licences": [x for x in lic if any(x["file"] in u for u in used)],
         "command": {k: v for k, v in asdict(cfg).items()},
     }  # fmt: skip
     fcfg = GradeFitConfig(**{k: getattr(cfg, k) for k in fit_keys if hasattr(cfg, k)}, meta=meta)
