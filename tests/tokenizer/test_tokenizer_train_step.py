@@ -19,6 +19,9 @@ def test_init_from_loads_the_checkpoint():
     for k, v in ref.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert model.training and opt.param_groups[0]["params"]
+    # Another name, the same architecture (tok-real is a fine-tuned tok-small): accepted.
+    tuned, _ = init_model(TokenizerTrainConfig(init_from="tok-real"))
+    assert tuned.cfg.name == "tok-small"
     with pytest.raises(ConfigError, match="init_from"):
         init_model(TokenizerTrainConfig(model="tok-tiny", init_from="tok-small"))
 
