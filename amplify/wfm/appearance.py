@@ -60,19 +60,38 @@ def latent_frame_weights(frames: int, latent_frames: int, first: int = 0) -> tor
     return w
 
 
+def smooth_cells(coeffs: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian low-pass (std `sigma` cells) of (B, K, F, h, w) over h and w: neighbouring cells
+    of a sky or a wall get near transforms, so the grade shows no 8-px blocks."""
+    if sigma <= 0:
+        return coeffs
+    B, K, Fr, h, w = coeffs.shape
+    r = max(1, int(round(2 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=coeffs.dtype, device=coeffs.device)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = coeffs.transpose(1, 2).reshape(B * Fr, K, h, w)
+    kx, ky = k.view(1, 1, 1, -1).expand(K, 1, 1, -1), k.view(1, 1, -1, 1).expand(K, 1, -1, 1)
+    c = F.conv2d(F.pad(c, (r, r, 0, 0), mode="replicate"), kx, groups=K)
+    c = F.conv2d(F.pad(c, (0, 0, r, r), mode="replicate"), ky, groups=K)
+    return c.reshape(B, Fr, K, h, w).transpose(1, 2)  # (B, K, F, h, w)
+
+
 def apply_grade(
     source: torch.Tensor,  # (B, 3, T, H, W) in [0, 1]
     coeffs: torch.Tensor,  # (B, 12 * bins + 4, F, h, w) from the grade head
     bins: int,
     first_latent: int = 0,
+    smooth: float = 0.0,
 ) -> torch.Tensor:
-    """The graded frames (B, 3, T, H, W) in [0, 1]."""
+    """The graded frames (B, 3, T, H, W) in [0, 1]; `smooth` > 0 low-passes the cells first."""
     B, _, T, H, W = source.shape
     K, Fr, h, w = coeffs.shape[1:]
     if K != grade_channels(bins):
         raise ValueError(
             f"coeffs have {K} channels, a grade of {bins} bins needs {grade_channels(bins)}"
         )
+    coeffs = smooth_cells(coeffs, smooth)
     # 1. Coefficients per pixel frame: interpolate between latent-frame centres.
     wt = latent_frame_weights(T, Fr, first_latent).to(coeffs)  # (T, F)
     c = torch.einsum("bkfhw,tf->btkhw", coeffs, wt).reshape(B * T, K, h, w)  # (BT, K, h, w)

@@ -59,6 +59,9 @@ class WFMConfig:
     # bilateral grid of colour transforms plus a weather layer, `appearance.py`), in one pass.
     head: str = "flow"
     grade_bins: int = 8  # luma bins of the bilateral grid (head = "grade")
+    # Gaussian low-pass of the grade's cells (std in cells; 0 = off), in training and generation:
+    # unsmoothed 8-px cells left blocks in real skies (seen on the demo's contact sheet).
+    grade_smooth: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rope_split", tuple(int(v) for v in self.rope_split))

@@ -48,6 +48,9 @@ class GradeFitConfig:
     p_identity: float = 0.15
     p_real: float = 0.15
     p_drop: float = 0.2
+    # Synthetic pairs get one random camera look (per-channel gain, gamma, saturation), the same on
+    # source and target, with this probability: the renderer's clean colours are not a camera's.
+    p_jitter: float = 0.0
     seed: int = 0
     max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
     log_every: int = 25
@@ -107,6 +110,15 @@ class GradeSampler:
     def _u(self) -> float:
         return float(torch.rand((), generator=self.g))
 
+    def _look(self) -> tuple[torch.Tensor, float, float]:
+        """A random camera look: per-channel gain in [0.85, 1.15], gamma in [0.8, 1.25],
+        saturation in [0.6, 1.3]."""
+        gain = 0.85 + 0.3 * torch.rand(3, generator=self.g)
+        gamma = float(
+            torch.empty(()).uniform_(math.log(0.8), math.log(1.25), generator=self.g).exp()
+        )
+        return gain, gamma, 0.6 + 0.7 * self._u()
+
     def batch(self, size: int) -> dict:
         """One batch; the crop's first latent frame is shared by the batch (one frame mapping)."""
         cfg, real = self.cfg, self.bank.real
@@ -114,11 +126,12 @@ class GradeSampler:
         f0 = self._rand(n - cfg.latent_frames + 1)
         t0 = 0 if f0 == 0 else 4 * f0 - 3
         t1 = 4 * (f0 + cfg.latent_frames - 1) + 1
-        src, tgt, lat, conds = [], [], [], []
+        src, tgt, lat, conds, is_real = [], [], [], [], []
         ctl: dict[str, list] = {k: [] for k in CONTROLS}
         keep: dict[str, list] = {k: [] for k in CONTROLS}
         for _ in range(size):
-            if real is not None and self._u() < cfg.p_real:
+            is_real.append(real is not None and self._u() < cfg.p_real)
+            if is_real[-1]:
                 b, s, a, tb = real, self._rand(real.latents.shape[0]), 0, 0
                 c = self.bank.real_conds[s].tolist()
             else:
@@ -151,9 +164,14 @@ class GradeSampler:
         def pixels(xs: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack(xs).permute(0, 4, 1, 2, 3).float() / 255.0  # (B, 3, T, H, W)
 
+        source, target = pixels(src), pixels(tgt)
+        for i in range(size):
+            if not is_real[i] and self._u() < cfg.p_jitter:
+                look = self._look()
+                source[i], target[i] = camera_look(source[i], *look), camera_look(target[i], *look)
         return {
-            "source": pixels(src),
-            "target": pixels(tgt),
+            "source": source,
+            "target": target,
             "latents": torch.stack(lat).float(),  # (B, C, F, h, w)
             "controls": {k: torch.stack(v).float() for k, v in ctl.items()},
             "keep": {k: torch.tensor(v) for k, v in keep.items()},
@@ -168,6 +186,15 @@ class GradeSampler:
         }
 
 
+def camera_look(
+    x: torch.Tensor, gain: torch.Tensor, gamma: float, saturation: float
+) -> torch.Tensor:
+    """(3, T, H, W) in [0, 1] through another camera's colour response (gain, gamma, saturation)."""
+    y = (x * gain.view(3, 1, 1, 1)).clamp(0, 1) ** gamma
+    grey = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]).unsqueeze(0)
+    return (grey + saturation * (y - grey)).clamp(0, 1)
+
+
 def grade_loss(model: WorldModel, batch: dict, device: torch.device) -> torch.Tensor:
     """L1 between the graded source crop and the target crop."""
     to = {k: v.to(device) for k, v in batch["cond"].items()}
@@ -177,7 +204,8 @@ def grade_loss(model: WorldModel, batch: dict, device: torch.device) -> torch.Te
     t = torch.zeros(z.shape[0], z.shape[2], device=device)
     coeffs = model(z, t, to, ctl, keep)  # (B, K, F, h, w)
     src = batch["source"].to(device)
-    out = apply_grade(src, coeffs, model.cfg.grade_bins, batch["first_latent"])
+    cfg = model.cfg
+    out = apply_grade(src, coeffs, cfg.grade_bins, batch["first_latent"], cfg.grade_smooth)
     return (out - batch["target"].to(device)).abs().mean()
 
 
@@ -356,6 +384,7 @@ class GradeTrainConfig:
     p_identity: float = 0.15
     p_real: float = 0.15
     p_drop: float = 0.2
+    p_jitter: float = 0.0
     seed: int = 0
     max_minutes: float = 0.0
 
@@ -369,7 +398,7 @@ class GradeTrainConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(k, v, "must be a positive integer")
-        for k in ("p_identity", "p_real", "p_drop"):
+        for k in ("p_identity", "p_real", "p_drop", "p_jitter"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
 

@@ -190,7 +190,8 @@ class Generator:
         cond = self._cond([c for c, _ in requests], scenario)
         coeffs = self.model(z, t, cond, controls)  # (B, K, n, h, w)
         src = prep["pixels"].expand(B, -1, -1, -1, -1)
-        y = apply_grade(src, coeffs, self.model.cfg.grade_bins)  # (B, 3, T, H, W)
+        cfg = self.model.cfg
+        y = apply_grade(src, coeffs, cfg.grade_bins, smooth=cfg.grade_smooth)  # (B, 3, T, H, W)
         y = (y * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
         if not self.precipitation:
             return list(y)  # B x (T, H, W, 3)

@@ -80,3 +80,15 @@ def test_precipitation_follows_the_change_and_the_seed():
     snow = precipitation(darker, src, Condition("snow", "day", 0.8), seed=0)
     assert snow.mean() > darker.mean()  # bright flakes
     assert np.array_equal(precipitation(darker, src, Condition("fog", "day"), 0), darker)
+
+
+def test_smoothing_keeps_flat_cells_and_softens_a_block():
+    from amplify.wfm.appearance import smooth_cells
+
+    flat = torch.full((1, 4, 2, 6, 8), 0.3)
+    torch.testing.assert_close(smooth_cells(flat, 1.0), flat)
+    block = torch.zeros(1, 4, 2, 6, 8)
+    block[..., 2:4, 3:5] = 1.0
+    soft = smooth_cells(block, 1.0)
+    assert soft.max() < 1.0 and soft[..., 0, 0].max() < soft[..., 2, 2].min()
+    assert torch.equal(smooth_cells(block, 0.0), block)

@@ -59,3 +59,13 @@ def test_fit_lowers_the_loss_resumes_and_exports(wfm_corpus, tok_tiny_path, tmp_
     one = gen.generate(frames, Condition("clear", "night"))
     assert np.abs(one.astype(int) - many[1].astype(int)).max() <= 1  # batched == alone
     assert not np.array_equal(many[0], many[1])  # the condition changes the grade
+
+
+def test_camera_look_is_a_colour_response():
+    from amplify.wfm.fit import camera_look
+
+    x = torch.rand(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(camera_look(x, torch.ones(3), 1.0, 1.0), x)
+    grey = camera_look(x, torch.ones(3), 1.0, 0.0)
+    torch.testing.assert_close(grey[0], grey[1])  # no saturation: one grey level
+    assert camera_look(x, torch.ones(3), 1.25, 1.0).mean() < x.mean()  # gamma > 1 darkens
