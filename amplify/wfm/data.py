@@ -124,6 +124,7 @@ def encode_latents(
     batch: int = 4,
     progress=print,
     keep_frames: bool = False,
+    device: str | torch.device = "cpu",
 ) -> PairBank:
     """Fill `bank.latents` from `bank.frames` with the tokenizer (and drop the frames, unless
     `keep_frames`: a grade model's targets are pixels)."""
@@ -131,8 +132,8 @@ def encode_latents(
     flat = bank.frames.view(S * V, T, H, W, 3)
     lat = []
     for i in range(0, S * V, batch):
-        x = flat[i : i + batch].permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (b, 3, T, H, W)
-        lat.append(tokenizer.encode(x).half())  # (b, C, n, h, w)
+        x = flat[i : i + batch].to(device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+        lat.append(tokenizer.encode(x).half().cpu())  # (b, C, n, h, w)
         if (i // batch + 1) % 25 == 0:
             progress(f"wfm data: encoded {i + len(x)}/{S * V} clip windows")
     z = torch.cat(lat)
