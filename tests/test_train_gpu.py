@@ -67,7 +67,8 @@ def test_prepare_then_train_on_cpu(tmp_path):
         _write_clip(synth / f"scene_{i:04d}_clear_day.mp4", seed=i)
     _write_clip(real / "a" / "train.mp4", seed=10)
     _write_clip(real / "a" / "val.mp4", seed=11)
-    manifest = [{"file": f"a/{n}.mp4", "license": "MIT"} for n in ("train", "val")]
+    manifest = [{"file": f"a/{n}.mp4", "license": "MIT", "weather": "rain", "time_of_day": "day"}
+                for n in ("train", "val")]  # fmt: skip
     (real / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "split.json").write_text(json.dumps({"validation": ["a/val.mp4"]}))
 
@@ -95,7 +96,9 @@ def test_prepare_then_train_on_cpu(tmp_path):
     # Train a few steps with Ray, MLflow, Hydra and PyAV unimportable.
     out = tmp_path / "out"
     args = [f"data={data}", f"out={out}", "device=cpu", "model=tok-tiny", "init_from=",
-            "steps=3", "batch=2", "frames=5", "crop_h=32", "crop_w=32", "budget_s=120"]  # fmt: skip
+            "steps=3", "batch=2", "frames=5", "crop_h=32", "crop_w=32", "budget_s=240",
+            "wfm_model=wfm-grade-tiny", "wfm_init=", "wfm_scenes=1", "wfm_steps=2",
+            "wfm_batch=2"]  # fmt: skip
     r = _run_blocked(
         "from amplify.gpu.train import GpuTrainConfig, run\n"
         "from pipelines.training import parse_argv\n"
@@ -104,7 +107,10 @@ def test_prepare_then_train_on_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tokenizer"]["step"] == 3
-    assert "skipped" in summary["world_model"]
+    # The world model: one scene rendered there under 12 conditions + the 2 real windows.
+    assert summary["world_model"]["steps"] == 2, summary["world_model"]
+    assert (out / "wfm-gpu.safetensors").is_file() and not (out / "wfm_run" / "last.pt").exists()
+    assert meta["real_conditions"] == ["rain_day", "rain_day"]
 
     from safetensors import safe_open
 

@@ -15,8 +15,9 @@ Stages:
    brings weights back.
 4. Score the held-out synthetic windows before and after; write OUT/NAME.safetensors (fp16) +
    OUT/NAME.json (config, step, metrics, data) and OUT/summary.json.
-5. Hook: when DATA holds `wfm_bank.pt` and `amplify.wfm.fit` imports, train the world model for
-   the time left (`fit`, its exports in OUT). Absent either, the step is skipped and said so.
+5. The world model (`train_world_model`): the grade model for the time left, on a bank rendered
+   on the machine (`amplify.wfm.renders`) plus the bundle's real windows, or on DATA/wfm_bank.pt
+   when one travelled; exports OUT/wfm-gpu.safetensors + .json. `wfm_scenes=0` skips it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class GpuTrainConfig:
     data: str  # a folder written by `python -m amplify.gpu.prepare`
     out: str  # $OUT on the device machine: the exports land here
     budget_s: float = 420.0  # whole run, tokenizer + world model (the device run is 9 minutes)
-    tok_s: float = 0.0  # tokenizer share of the budget; 0 = all of it, or half with a wfm bank
+    tok_s: float = 0.0  # tokenizer share of the budget; 0 = half (all of it with wfm_scenes=0)
     name: str = "tok-gpu"  # the export's name (OUT/NAME.safetensors + .json)
     device: str = "cuda"  # "cpu" for tests
     amp: bool = True  # bf16 autocast on CUDA (weights, loss and optimizer stay fp32)
@@ -71,7 +72,11 @@ class GpuTrainConfig:
     seed: int = 0
     # The world-model hook (amplify.wfm.fit.GradeFitConfig keys).
     wfm_model: str = "wfm-grade"
+    wfm_init: str = "wfm-grade"  # warm start ("" = the trunk from scratch)
     wfm_batch: int = 32
+    wfm_steps: int = 3000  # the cosine schedule's length; the time budget may stop it first
+    wfm_scenes: int = 48  # rendered on the machine (0 = no world model)
+    wfm_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0:
@@ -129,7 +134,7 @@ def train_tokenizer(cfg: GpuTrainConfig, t_start: float) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    tok_s = cfg.tok_s or (cfg.budget_s / 2 if (Path(cfg.data) / WFM_BANK).is_file() else 0)
+    tok_s = cfg.tok_s or (cfg.budget_s / 2 if cfg.wfm_scenes > 0 else 0)
     deadline = t_start + (tok_s or cfg.budget_s)
 
     # 1. Data onto the device.
@@ -206,25 +211,49 @@ def _export(model: torch.nn.Module, tcfg: TokenizerTrainConfig, step: int, metri
 
 # ---- the world model (hook) ----------------------------------------------------------------------
 def train_world_model(cfg: GpuTrainConfig, t_start: float) -> dict:
-    """HOOK: train the world model with `amplify.wfm.fit.fit` on DATA/wfm_bank.pt for the time left.
+    """The grade world model (`amplify.wfm.fit.fit`) for the time left, on `tok-small` latents.
 
-    The bank is built on CPU by `amplify.wfm.fit.build_bank(...).save(DATA/wfm_bank.pt)`;
-    `fit` exports OUT/wfm-gpu.safetensors + .json. Skipped (and said so) if either is missing."""
+    Its bank is DATA/wfm_bank.pt when one travelled (`prepare ... wfm_bank=FILE`); otherwise it
+    is made here (`amplify.wfm.renders.bank_from_renders`): `wfm_scenes` synthetic scenes rendered
+    under all 12 conditions (nothing to carry: a bank of decoded frames is GBs) plus the bundle's
+    real windows under their labelled conditions (`meta.json` `real_conditions`). Exports
+    OUT/wfm-gpu.safetensors + .json; warm-starts from `wfm_init` when it names a checkpoint."""
+    from amplify.tokenizer.checkpoint import load_tokenizer, resolve_checkpoint
+    from amplify.wfm.checkpoint import sha256_file
+    from amplify.wfm.fit import GradeBank, GradeFitConfig, fit
+    from amplify.wfm.renders import bank_from_renders
+
+    if cfg.wfm_scenes <= 0:
+        return {"skipped": "wfm_scenes=0"}
     bank_path = Path(cfg.data) / WFM_BANK
-    if not bank_path.is_file():
-        return {"skipped": f"no {WFM_BANK} in {cfg.data}"}
-    try:
-        from amplify.wfm.fit import GradeBank, GradeFitConfig, fit
-    except ImportError as e:  # the trainer is not in this tree yet
-        return {"skipped": f"amplify.wfm.fit not importable: {e}"}
+    if bank_path.is_file():
+        bank = GradeBank.load(bank_path)
+    else:
+        groups, meta = read_bundle(cfg.data)
+        real = list(zip(groups.get("real", []), meta.get("real_conditions", []), strict=False))
+        tok_path = resolve_checkpoint("tok-small")
+        size = meta.get("config", {})
+        bank = bank_from_renders(
+            cfg.wfm_scenes, cfg.wfm_seed, real, load_tokenizer(tok_path),
+            {"name": "tok-small", "sha256": sha256_file(tok_path)}, frames=size.get("frames", 17),
+            width=size.get("width", 256), height=size.get("height", 128), device=cfg.device,
+            progress=_log,
+        )  # fmt: skip
+        _log(f"wfm: bank of {cfg.wfm_scenes} rendered scenes + {len(real)} real windows")
     left_min = (t_start + cfg.budget_s - time.time() - 20) / 60  # 20 s for its export
     if left_min <= 0.5:
         return {"skipped": "no time left"}
+    n, h, w = bank.synth.latents.shape[-3:]  # crops as on CPU (3 x 16 x 16 cells) where they fit
     fcfg = GradeFitConfig(
-        model=cfg.wfm_model, batch=cfg.wfm_batch, steps=10**6, max_minutes=left_min
-    )
+        model=cfg.wfm_model, init_from=cfg.wfm_init, batch=cfg.wfm_batch, steps=cfg.wfm_steps,
+        max_minutes=left_min, p_jitter=0.5, latent_frames=min(3, n), crop_h=min(16, h),
+        crop_w=min(16, w),
+        meta={"data": {"rendered_scenes": cfg.wfm_scenes, "seed": cfg.wfm_seed,
+                       "real_windows": len(bank.real.names) if bank.real else 0},
+              "licences": read_bundle(cfg.data)[1].get("real_items", [])},
+    )  # fmt: skip
     out = Path(cfg.out)
-    res = fit(GradeBank.load(bank_path), fcfg, out / "wfm_run", out / "wfm-gpu", cfg.device, _log)
+    res = fit(bank, fcfg, out / "wfm_run", out / "wfm-gpu", cfg.device, _log)
     # `fit` keeps its resume state (last.pt) beside the run: too large to come back, not needed.
     (out / "wfm_run" / "last.pt").unlink(missing_ok=True)
     return res
