@@ -37,7 +37,7 @@ class GradeFitConfig:
 
     model: str = "wfm-grade"
     init_from: str = ""  # a world-model checkpoint whose trunk (same dim/depth) warm-starts this
-    steps: int = 2000
+    steps: int = 1200
     batch: int = 8
     lr: float = 3e-4
     min_lr_frac: float = 0.1
@@ -57,6 +57,17 @@ class GradeFitConfig:
     ckpt_every: int = 100
     grad_clip: float = 1.0
     meta: dict = field(default_factory=dict)  # recorded in the exported JSON (data, licences...)
+
+    def __post_init__(self) -> None:
+        from amplify.errors import ConfigError
+
+        for k in ("steps", "batch"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(k, v, "must be a positive integer")
+        for k in ("p_identity", "p_real", "p_drop", "p_jitter"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
 
 
 @dataclass
@@ -354,16 +365,14 @@ def build_bank(
 
 
 @dataclass(frozen=True)
-class GradeTrainConfig:
+class GradeTrainConfig(GradeFitConfig):
     """`amplify train grade`: the grade-head world model (the default `wfm-grade`), trained in
     plain PyTorch on synthetic twins (`data`: corpora from `amplify synth`) and real footage
     (`real`: a folder with a train_real-style `manifest.json`; items of `split` are never used).
     The bank (frames, latents, controls) is built once and cached at `bank`; a rerun with the
     same `out` resumes. The export records the data, the real items' licences and this config."""
 
-    model: str = "wfm-grade"
     tokenizer: str = "tok-small"
-    init_from: str = ""
     data: tuple[str, ...] = ()
     real: str = ""
     split: str = ""  # validation split file (default: configs/splits/train_real_split.json)
@@ -374,19 +383,6 @@ class GradeTrainConfig:
     threads: int = 1
     max_windows: int = 2  # windows per synthetic scene
     real_windows: int = 8  # windows per real item, spread over the clip
-    steps: int = 1200
-    batch: int = 8
-    lr: float = 3e-4
-    warmup: int = 50
-    latent_frames: int = 3
-    crop_h: int = 16
-    crop_w: int = 16
-    p_identity: float = 0.15
-    p_real: float = 0.15
-    p_drop: float = 0.2
-    p_jitter: float = 0.0
-    seed: int = 0
-    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         from amplify.errors import ConfigError
@@ -394,13 +390,9 @@ class GradeTrainConfig:
         if isinstance(self.data, str):
             object.__setattr__(self, "data", (self.data,) if self.data else ())
         object.__setattr__(self, "data", tuple(self.data))
-        for k in ("steps", "batch", "threads"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(k, v, "must be a positive integer")
-        for k in ("p_identity", "p_real", "p_drop", "p_jitter"):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError("threads", self.threads, "must be a positive integer")
+        super().__post_init__()
 
 
 def train(cfg: GradeTrainConfig, progress: Callable[[str], None] = print) -> dict:
@@ -427,14 +419,14 @@ def train(cfg: GradeTrainConfig, progress: Callable[[str], None] = print) -> dic
                           cfg.real_windows, progress)  # fmt: skip
         bank_path.parent.mkdir(parents=True, exist_ok=True)
         bank.save(bank_path)
-    fit_keys = {f for f in GradeFitConfig.__dataclass_fields__} - {"meta"}
+    fit_keys = set(GradeFitConfig.__dataclass_fields__) - {"meta"}
     # What the bank holds (a cached bank may predate the config): its windows' source clips.
     used = sorted({n.rsplit("/w", 1)[0] for n in bank.real.names}) if bank.real else []
     meta = {
         "data": {"synthetic": list(cfg.data), "real": used,
                  "real_windows_per_item": cfg.real_windows},
         "licences": [x for x in lic if any(x["file"] in u for u in used)],
-        "command": {k: v for k, v in asdict(cfg).items()},
+        "command": {k: v for k, v in asdict(cfg).items() if k != "meta"},
     }  # fmt: skip
-    fcfg = GradeFitConfig(**{k: getattr(cfg, k) for k in fit_keys if hasattr(cfg, k)}, meta=meta)
+    fcfg = GradeFitConfig(**{k: getattr(cfg, k) for k in fit_keys}, meta=meta)
     return fit(bank, fcfg, cfg.out, cfg.export, cfg.device, progress)
