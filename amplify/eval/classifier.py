@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -586,3 +587,21 @@ def load_classifier(name: str = "cond-cls", device: str = "cpu") -> ConditionCla
     model = ConditionClassifier(tuple(arch["widths"]), int(arch["feature_dim"]))
     model.load_state_dict(load_file(str(weights)))
     return model.to(device).eval()
+
+
+def classifier_info(name: str, given: Any = None) -> dict:
+    """What an evaluation records of its judge: the name and, for a checkpoint, its held-out
+    accuracy (from the JSON beside it); `given` = a classifier passed in (tests)."""
+    if given is not None:
+        return {"name": "(given)"}
+    p = Path(name)
+    meta = (
+        p if p.suffix == ".safetensors" else CHECKPOINT_DIR / f"{name}.safetensors"
+    ).with_suffix(".json")
+    try:
+        return {
+            "name": name,
+            "held_out_accuracy": json.loads(meta.read_text())["held_out_accuracy"],
+        }
+    except (OSError, KeyError, ValueError):
+        return {"name": name}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -226,3 +227,14 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
     diff = mu1 - mu2
     fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
     return max(fd, 0.0)
+
+
+def json_ready(x: Any) -> Any:
+    """A result with floats rounded to 4 places and inf/nan as None (JSON has neither)."""
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [json_ready(v) for v in x]
+    if isinstance(x, float):
+        return round(x, 4) if math.isfinite(x) else None
+    return x

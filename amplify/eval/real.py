@@ -41,8 +41,6 @@ from amplify.wfm.evaluate import (
     PSNR_CAP,
     TARGETS,
     ClipGenerator,
-    _classifier_info,
-    _round,
     parse_condition,
     write_sheet,
 )
@@ -282,7 +280,7 @@ def evaluate_real(
     and return the summary (the last line printed is its JSON)."""
     import torch
 
-    from amplify.eval.classifier import load_classifier
+    from amplify.eval.classifier import classifier_info, load_classifier
     from amplify.io.ingest import IngestConfig, read_windows
 
     if cfg.threads:
@@ -340,11 +338,11 @@ def evaluate_real(
         "errors": errors,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "checkpoint": {"name": cfg.checkpoint, "sha256": None if sha is None else str(sha)},
-        "classifier": _classifier_info(cfg.classifier, classifier),
+        "classifier": classifier_info(cfg.classifier, classifier),
     }
     if cfg.sheet and sheet_rows:
         write_sheet(sheet_rows, cfg.sheet)
-    result = _round(result)
+    result = M.json_ready(result)
     progress(markdown(result))
     if cfg.out_json:
         Path(cfg.out_json).parent.mkdir(parents=True, exist_ok=True)
@@ -390,7 +388,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['clip']} | {r['condition']} | {r['source_class']} | "
                      + " | ".join(f(r.get(k)) for k in cols) + " |")  # fmt: skip
     acc = result["classifier_acc_sources"]
-    means = [_round(_mean([r.get(k) for r in rows])) for k in cols]
+    means = [M.json_ready(_mean([r.get(k) for r in rows])) for k in cols]
     lines.append(f"| **mean** ({len(rows)} clips) | | {f(acc)} correct | "
                  + " | ".join(f(v) for v in means) + " |")  # fmt: skip
     lines += ["", "| condition | method | " + " | ".join(METRICS) + " |",
@@ -402,7 +400,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {c} | {k} | " + " | ".join(f(result[k][c][m]) for m in METRICS) + " |")
     for k in methods:
         means = [_mean([result[k][c][m] for c in conds]) for m in METRICS]
-        lines.append(f"| **mean** | {k} | " + " | ".join(f(_round(v)) for v in means) + " |")
+        lines.append(f"| **mean** | {k} | " + " | ".join(f(M.json_ready(v)) for v in means) + " |")
     if result.get("errors"):
         lines += ["", "Not scored: " + ", ".join(f"{e['clip']} ({e['error']}: {e['reason']})"
                                                  for e in result["errors"])]  # fmt: skip

@@ -237,16 +237,6 @@ def _frechet(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return M.frechet_distance(x, y) if len(x) >= 2 and len(y) >= 2 else float("nan")
 
 
-def _round(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _round(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_round(v) for v in x]
-    if isinstance(x, float):
-        return round(x, 4) if math.isfinite(x) else None  # JSON has no inf/nan
-    return x
-
-
 # --------------------------------------------------------------------------------------------
 # The evaluation
 
@@ -262,7 +252,12 @@ def evaluate(
     import torch
 
     from amplify.eval.baselines import augment
-    from amplify.eval.classifier import classify_clip, clip_features, load_classifier
+    from amplify.eval.classifier import (
+        classifier_info,
+        classify_clip,
+        clip_features,
+        load_classifier,
+    )
     from amplify.synth.corpus import scene_seed
     from amplify.synth.render import render_twins
     from amplify.synth.scene import sample_scene
@@ -360,7 +355,7 @@ def evaluate(
             "checkpoint_sha256": str(getattr(generator, "checkpoint_sha256", "")),
             "seconds_per_clip": float(np.mean(gen_seconds)) if gen_seconds else None,
         },  # fmt: skip
-        "classifier": _classifier_info(cfg.classifier, classifier),
+        "classifier": classifier_info(cfg.classifier, classifier),
         "source_cls_acc": float(np.mean(source_cls)),
         "conditions": per_cond,
         "overall": overall,
@@ -374,7 +369,7 @@ def evaluate(
     if cfg.sheet:
         result["sheet"] = str(write_sheet(sheet_rows, cfg.sheet))
     result["seconds"] = time.perf_counter() - t_start
-    result = _round(result)
+    result = M.json_ready(result)
     progress(markdown(result))
     if cfg.out_json:
         Path(cfg.out_json).parent.mkdir(parents=True, exist_ok=True)
@@ -411,24 +406,6 @@ def markdown(result: dict) -> str:
                 "flicker_ratio"]  # fmt: skip
         out += table([*real["conditions"].items(), ("**overall**", real["overall"])], keys)
     return "\n".join(out)
-
-
-def _classifier_info(name: str, given: Any) -> dict:
-    if given is not None:
-        return {"name": "(given)"}
-    from amplify.eval.classifier import CHECKPOINT_DIR
-
-    p = Path(name)
-    meta = (
-        p if p.suffix == ".safetensors" else CHECKPOINT_DIR / f"{name}.safetensors"
-    ).with_suffix(".json")
-    try:
-        return {
-            "name": name,
-            "held_out_accuracy": json.loads(meta.read_text())["held_out_accuracy"],
-        }
-    except (OSError, KeyError, ValueError):
-        return {"name": name}
 
 
 def _evaluate_real(
