@@ -98,7 +98,7 @@ def test_prepare_then_train_on_cpu(tmp_path):
     args = [f"data={data}", f"out={out}", "device=cpu", "model=tok-tiny", "init_from=",
             "steps=3", "batch=2", "frames=5", "crop_h=32", "crop_w=32", "budget_s=240",
             "wfm_model=wfm-grade-tiny", "wfm_init=", "wfm_scenes=1", "wfm_steps=2",
-            "wfm_batch=2"]  # fmt: skip
+            "wfm_batch=2", "wfm_workers=2"]  # fmt: skip
     r = _run_blocked(
         "from amplify.gpu.train import GpuTrainConfig, run\n"
         "from pipelines.training import parse_argv\n"

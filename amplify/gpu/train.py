@@ -77,6 +77,7 @@ class GpuTrainConfig:
     wfm_steps: int = 3000  # the cosine schedule's length; the time budget may stop it first
     wfm_scenes: int = 48  # rendered on the machine (0 = no world model)
     wfm_seed: int = 0
+    wfm_workers: int = 14  # processes rendering the scenes (the H200 machine has 16 cores)
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0:
@@ -237,7 +238,7 @@ def train_world_model(cfg: GpuTrainConfig, t_start: float) -> dict:
             cfg.wfm_scenes, cfg.wfm_seed, real, load_tokenizer(tok_path),
             {"name": "tok-small", "sha256": sha256_file(tok_path)}, frames=size.get("frames", 17),
             width=size.get("width", 256), height=size.get("height", 128), device=cfg.device,
-            progress=_log,
+            progress=_log, workers=cfg.wfm_workers,
         )  # fmt: skip
         _log(f"wfm: bank of {cfg.wfm_scenes} rendered scenes + {len(real)} real windows")
     left_min = (t_start + cfg.budget_s - time.time() - 20) / 60  # 20 s for its export

@@ -66,6 +66,31 @@ def _bank(
     )
 
 
+def _render_scene(job: tuple) -> tuple[int, list[dict], list[np.ndarray]]:
+    """One scene under every condition: (seed, controls per condition, frames per condition)."""
+    from amplify.synth.render import render_twins
+    from amplify.synth.scene import sample_scene
+
+    s, conds, frames, width, height, fps = job
+    clips = render_twins(
+        sample_scene(s, duration_s=frames / fps), conds, frames, width, height, fps
+    )
+    return s, [_controls(c.rgb, c.labels, c.depth) for c in clips], [c.rgb for c in clips]
+
+
+class _Serial:
+    """`map` in this process (what a pool of one would do, without the fork)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, items):  # noqa: ANN001, ANN201
+        return map(fn, items)
+
+
 @torch.no_grad()
 def bank_from_renders(
     scenes: int,
@@ -80,26 +105,30 @@ def bank_from_renders(
     intensity: float = 0.7,
     device: str | torch.device = "cpu",
     progress: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> GradeBank:
     """Twins of `scenes` rendered scenes under all 12 conditions + `real` (frames, condition name)
-    windows of the same shape, encoded by `tokenizer` (on `device`), frames kept."""
+    windows of the same shape, encoded by `tokenizer` (on `device`), frames kept; `workers`
+    processes render the scenes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from amplify.synth.corpus import scene_seed
-    from amplify.synth.render import render_twins
-    from amplify.synth.scene import sample_scene
 
     conds = sorted(all_conditions(intensity=intensity), key=lambda c: c.name)  # as encode_corpus
+    jobs = [(scene_seed(seed, i), conds, frames, width, height, fps) for i in range(scenes)]
     windows, frm, names = [], [], []
-    for i in range(scenes):
-        s = scene_seed(seed, i)
-        clips = render_twins(
-            sample_scene(s, duration_s=frames / fps), conds, frames, width, height, fps
-        )
-        ctl = [_controls(c.rgb, c.labels, c.depth) for c in clips]
-        windows.append(ctl)
-        frm.append([c.rgb for c in clips])
-        names.append(f"render/{s}")
-        if (i + 1) % 8 == 0 or i + 1 == scenes:
-            progress(f"wfm renders: {i + 1}/{scenes} scenes")
+    # Scenes render in parallel (one per process; numpy, so processes, not threads), spawned:
+    # a fork of a process that already holds a CUDA context and torch's thread pools is unsafe.
+    spawn = multiprocessing.get_context("spawn")
+    n = max(1, min(workers, scenes))
+    with ProcessPoolExecutor(n, mp_context=spawn) if n > 1 else _Serial() as pool:
+        for i, (s, ctl, rgb) in enumerate(pool.map(_render_scene, jobs)):
+            windows.append(ctl)
+            frm.append(rgb)
+            names.append(f"render/{s}")
+            if (i + 1) % 8 == 0 or i + 1 == scenes:
+                progress(f"wfm renders: {i + 1}/{scenes} scenes")
     cond_t = torch.tensor([[*condition_ids(c)[:2], intensity] for c in conds])  # (V, 3)
     synth = _bank(windows, frm, cond_t, names, labelled=True)
     synth.intensity = torch.full((scenes,), float(intensity))
