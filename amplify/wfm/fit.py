@@ -9,7 +9,8 @@ compared with the target crop (L1).
   condition = its own labelled condition (`train_real` manifest), drawn for `p_real` of samples.
 Inputs are a `GradeBank` (frames kept as uint8 beside their tokenizer latents and controls),
 built once on CPU by `build_bank` (which does need PyAV, through the ingest) and saved with
-`torch.save`; `fit` itself only needs torch, so the same call trains on a GPU machine.
+`torch.save`, or rendered in memory by `amplify.wfm.renders.bank_from_renders`; `fit` itself
+only needs torch, so the same call trains on a GPU machine (`amplify.gpu.train`).
 """
 
 from __future__ import annotations
