@@ -17,6 +17,9 @@ Design (sizes from `WFMConfig`):
   `amplify.attention.attention`. With `past_kv` (keys and values of earlier latent frames, cached
   per block by `collect_kv`) new frames are generated chunk by chunk (`q_offset`).
 - Latents are normalised per channel with statistics stored in the checkpoint (buffers).
+- Heads (`WFMConfig.head`): "flow" predicts the velocity of the noisy target latents (C channels
+  per latent cell); "grade" reads the clean source latents (flow time 0) and predicts the
+  coefficients of an appearance transform (`appearance.py`, `cfg.out_channels` per cell).
 """
 
 from __future__ import annotations
@@ -234,7 +237,8 @@ class Block(nn.Module):
 
 
 class WorldModel(nn.Module):
-    """Predicts the flow velocity of noisy target latents given conditions and controls."""
+    """Flow head: the velocity of noisy target latents; grade head: the appearance transform of
+    the source (its latents as input), given conditions and controls."""
 
     def __init__(self, cfg: WFMConfig) -> None:
         super().__init__()
