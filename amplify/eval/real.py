@@ -41,7 +41,9 @@ from amplify.wfm.evaluate import (
     PSNR_CAP,
     TARGETS,
     ClipGenerator,
+    check_output,
     parse_condition,
+    reconstruct,
     write_sheet,
 )
 
@@ -160,26 +162,6 @@ def load_conditions(
 # Scoring one window
 
 
-def reconstruct(tokenizer: Any, frames: np.ndarray) -> np.ndarray:
-    """`frames` encoded and decoded by `tokenizer` (`.encode` / `.decode`).  # (T, H, W, 3) uint8"""
-    import torch
-
-    from amplify.tokenizer.data import to_tensor, to_uint8
-
-    param = next(iter(tokenizer.parameters()), None) if hasattr(tokenizer, "parameters") else None
-    dev = param.device if param is not None else torch.device("cpu")
-    with torch.no_grad():
-        x = to_tensor(frames).to(dev)  # (1, 3, T, H, W)
-        return to_uint8(tokenizer.decode(tokenizer.encode(x)).cpu())
-
-
-def _check(out: Any, source: np.ndarray) -> np.ndarray:
-    out = np.asarray(out)
-    if out.shape != source.shape or out.dtype != np.uint8:
-        raise ValueError(f"generator returned {out.shape} {out.dtype}, want {source.shape} uint8")
-    return out
-
-
 def score_variation(
     out: np.ndarray, cond: Condition, source: np.ndarray, src_edges: np.ndarray, cls: Any
 ) -> dict[str, float]:
@@ -221,8 +203,8 @@ def _score_window(
         #    every other target (the own condition, if a target, is the identity output).
         others = [c for c in targets if c.name != own.name]
         made = generator.generate_many(source, [(c, seed) for c in (own, *others)])
-        same = _check(made[0], source)
-        varied = {c.name: _check(o, source) for c, o in zip(others, made[1:], strict=True)}
+        same = check_output(made[0], source)
+        varied = {c.name: check_output(o, source) for c, o in zip(others, made[1:], strict=True)}
         row["identity_psnr"] = min(M.psnr(same, source), PSNR_CAP)
         row["identity_ssim"] = M.ssim(same, source)
         row["identity_sharpness"] = M.sharpness_ratio(same, source)

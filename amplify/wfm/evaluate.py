@@ -183,18 +183,20 @@ def _score(
     return m, clip_features(cls, out)
 
 
-def _reconstruct(tok: Any, frames: np.ndarray) -> np.ndarray:
-    """`frames` encoded and decoded by the tokenizer `tok`.  # (T, H, W, 3) uint8"""
+def reconstruct(tokenizer: Any, frames: np.ndarray) -> np.ndarray:
+    """`frames` encoded and decoded by `tokenizer` (`.encode` / `.decode`).  # (T, H, W, 3) uint8"""
     import torch
 
     from amplify.tokenizer.data import to_tensor, to_uint8
 
+    param = next(iter(tokenizer.parameters()), None) if hasattr(tokenizer, "parameters") else None
+    dev = param.device if param is not None else torch.device("cpu")
     with torch.no_grad():
-        dev = next(tok.parameters()).device
-        return to_uint8(tok(to_tensor(frames).to(dev)).cpu())
+        x = to_tensor(frames).to(dev)  # (1, 3, T, H, W)
+        return to_uint8(tokenizer.decode(tokenizer.encode(x)).cpu())
 
 
-def _check_output(gen: Any, source: np.ndarray) -> np.ndarray:
+def check_output(gen: Any, source: np.ndarray) -> np.ndarray:
     gen = np.asarray(gen)
     if gen.shape != source.shape or gen.dtype != np.uint8:
         raise ValueError(f"generator returned {gen.shape} {gen.dtype}, want {source.shape} uint8")
@@ -209,11 +211,11 @@ def _generate(
     from amplify.wfm.refine import restore_detail
 
     if _has_raw(generator):
-        raw = _check_output(generator.generate(source, cond, seed=seed, layout=layout,
+        raw = check_output(generator.generate(source, cond, seed=seed, layout=layout,
                                                depth=depth, refine=False), source)  # fmt: skip
         return {"model": restore_detail(raw, source, generator.refine), "raw": raw}
     gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth)
-    return {"model": _check_output(gen, source)}
+    return {"model": check_output(gen, source)}
 
 
 def _has_raw(generator: Any) -> bool:
@@ -314,7 +316,7 @@ def evaluate(
                 outs.update(_generate(generator, source, cond, i, layout, depth))
                 gen_seconds.append(time.perf_counter() - t0)
             if tok is not None:
-                outs["recon"] = _reconstruct(tok, twin)
+                outs["recon"] = reconstruct(tok, twin)
             # 3. Score each against the twin and the source.
             for k, out in outs.items():
                 m, f = _score(out, cond, src_edges, source, twin, twin, cls)

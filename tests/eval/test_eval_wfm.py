@@ -110,8 +110,11 @@ def test_tokenizer_ceiling_scores_the_twin_through_the_tokenizer():
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
             return x + self.w
+
+        def decode(self, z: torch.Tensor) -> torch.Tensor:
+            return z
 
     gen = StandIn()
     gen.tokenizer = IdentityTokenizer()
