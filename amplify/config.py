@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.io.ingest import IngestConfig
 
@@ -39,15 +40,12 @@ class RayConfig:
     object_store_mb: int = 512  # embedded Ray only: the store holds encoded bytes, not video
 
 
-WEATHER_NAMES = ("clear", "rain", "fog", "snow")
-TIME_NAMES = ("day", "dusk", "night")
-
-
 @dataclass(frozen=True)
 class GenerateConfig:
     """Which variations the world model makes of each ingested window (none: ingest only)."""
 
-    variations: list[str] = field(default_factory=list)  # "<weather>_<time_of_day>": rain_day, ...
+    # "<weather>_<time_of_day>" (rain_day, ...), or a weather or a time of day alone
+    variations: list[str] = field(default_factory=list)
     intensity: float = 0.7
     seeds: int = 1  # variations per (window, condition), seeds 0..seeds-1
     match: list[str] = field(default_factory=lambda: ["*"])  # fnmatch patterns on file names
@@ -66,15 +64,9 @@ class GenerateConfig:
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
 
     def __post_init__(self) -> None:
-        for v in self.variations:
-            weather, _, tod = v.partition("_")
-            if weather not in WEATHER_NAMES or tod not in TIME_NAMES:
-                raise ConfigError(
-                    "generate.variations",
-                    v,
-                    f"must be <weather>_<time_of_day> with weather in "
-                    f"{WEATHER_NAMES} and time of day in {TIME_NAMES}",
-                )
+        # Canonical names ("rain" is "rain_day"): they name the variations in the dataset.
+        names = [Condition.parse(v, key="generate.variations").name for v in self.variations]
+        object.__setattr__(self, "variations", names)
         if not 0 <= self.intensity <= 1:
             raise ConfigError("generate.intensity", self.intensity, "must be in [0, 1]")
         if self.seeds < 1:

@@ -337,7 +337,7 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
     """
     import pyarrow.parquet as pq
 
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
 
     t0 = time.perf_counter()
     base = {"clip_id": target.clip_id, "path": target.source_path, "parts": {}, "counts": {}}
@@ -357,7 +357,7 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
         fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
         frame_rows, clip_rows = [], []
         requests = [
-            (Condition(*v.split("_", 1), target.intensity), seed)
+            (Condition.parse(v, target.intensity), seed)
             for v in target.variations
             for seed in range(target.seeds)
         ]

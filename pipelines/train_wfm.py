@@ -120,7 +120,7 @@ def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
 @torch.no_grad()
 def evaluate_pairs(model, tokenizer, pairs: dict, steps: int, guidance: float):
     """Mean PSNR of generated vs twin and source vs twin over eval pairs; a sample grid (uint8)."""
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.wfm.generate import Generator
 
     model.eval()
@@ -129,8 +129,7 @@ def evaluate_pairs(model, tokenizer, pairs: dict, steps: int, guidance: float):
     for i in range(len(pairs["source"])):
         src, twin = pairs["source"][i], pairs["twin"][i]
         T = src.shape[0]
-        w, _, t = str(pairs["condition"][i]).partition("_")
-        cond = Condition(w, t, float(pairs["intensity"][i]))
+        cond = Condition.parse(str(pairs["condition"][i]), float(pairs["intensity"][i]))
         out = gen.generate(src, cond, seed=i, layout=pairs["layout"][i], depth=pairs["depth"][i])
         gen_p.append(psnr_u8(out, twin))
         src_p.append(psnr_u8(src, twin))

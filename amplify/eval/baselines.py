@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amplify.synth.conditions import Condition
+from amplify.conditions import Condition
 
 # Night: a gamma > 1 crushes mid-tones, the gain tints blue. Dusk: warm gain, slight gamma.
 NIGHT_GAIN = np.float32((0.6, 0.65, 0.9))

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from amplify.checkpoints import ROOT as CHECKPOINTS_ROOT
+from amplify.conditions import TIMES_OF_DAY, WEATHERS, Condition
 from amplify.errors import ConfigError
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, Condition
 
 INPUT_H, INPUT_W = 64, 128
 FEATURE_DIM = 128
@@ -582,7 +582,7 @@ def load_classifier(name: str = "cond-cls", device: str = "cpu") -> ConditionCla
                           "train it: amplify train classifier")  # fmt: skip
     meta = json.loads(meta_path.read_text())
     if meta.get("weathers") != list(WEATHERS) or meta.get("times_of_day") != list(TIMES_OF_DAY):
-        raise ConfigError("classifier", name, "its classes differ from amplify.synth.conditions")
+        raise ConfigError("classifier", name, "its classes differ from amplify.conditions")
     arch = meta["arch"]
     model = ConditionClassifier(tuple(arch["widths"]), int(arch["feature_dim"]))
     model.load_state_dict(load_file(str(weights)))

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError, InputError, MissingFileError
 from amplify.eval import metrics as M
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, Condition
 from amplify.wfm.evaluate import (
     FPS,
     NO_MODEL,
@@ -42,7 +42,6 @@ from amplify.wfm.evaluate import (
     TARGETS,
     ClipGenerator,
     check_output,
-    parse_condition,
     reconstruct,
     write_sheet,
 )
@@ -106,10 +105,11 @@ class RealEvalConfig:
             raise ConfigError("intensity", x, "must be a number in [0, 1]")
         if not self.targets:
             raise ConfigError("targets", self.targets, "must name at least one condition")
+        # Canonical names ("rain" is "rain_day"), so a duplicate is one however it is written.
+        names = tuple(Condition.parse(t, key="targets").name for t in self.targets)
+        object.__setattr__(self, "targets", names)
         if len(set(self.targets)) != len(self.targets):
             raise ConfigError("targets", self.targets, "has duplicates")
-        for t in self.targets:
-            parse_condition(t)
         if self.sheet and Path(self.sheet).suffix.lower() not in SHEET_SUFFIXES:
             raise ConfigError("sheet", self.sheet, f"must end in one of {SHEET_SUFFIXES}")
 
@@ -146,15 +146,14 @@ def load_conditions(
         raise ConfigError("conditions", str(path), f"must be {want}")
     out: dict[str, Condition] = {}
     for clip, name in data.items():
-        w, _, t = str(name).partition("_")
-        if not isinstance(name, str) or w not in WEATHERS or t not in TIMES_OF_DAY:
+        try:
+            cond = Condition.parse(name, float(intensity))
+        except ConfigError as e:
             raise ConfigError("conditions", str(path),
-                              f"clip {clip!r}: condition {name!r} is not <weather>_<time_of_day> "
-                              f"with weather in {list(WEATHERS)} and time of day in "
-                              f"{list(TIMES_OF_DAY)}")  # fmt: skip
+                              f"clip {clip!r}: {e.key} {e.value!r} {e.reason}") from e  # fmt: skip
         if not (root / clip).exists():
             raise MissingFileError(root / clip, f"clip {clip!r} of {path} not found under {root}")
-        out[clip] = Condition(w, t, float(intensity))
+        out[clip] = cond
     return out
 
 
@@ -270,7 +269,7 @@ def evaluate_real(
     t_start = time.perf_counter()
     require_inputs(cfg)
     clips = load_conditions(cfg.conditions, cfg.input, cfg.intensity)
-    targets = [parse_condition(t, cfg.intensity) for t in cfg.targets]
+    targets = [Condition.parse(t, float(cfg.intensity)) for t in cfg.targets]
     names = [t.name for t in targets]
     cls = classifier if classifier is not None else load_classifier(cfg.classifier)
     if generator is None and cfg.checkpoint != NO_MODEL:

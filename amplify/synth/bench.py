@@ -6,7 +6,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from amplify.synth.conditions import Condition, all_conditions
+from amplify.conditions import Condition, all_conditions
 from amplify.synth.raster import rasterize_clip
 from amplify.synth.render import render_clip, render_twins
 from amplify.synth.scene import sample_scene
@@ -18,8 +18,8 @@ _CONDS = ("clear_day", "rain_night", "fog_dusk", "snow_day")
 def _render_scenes(seeds: list[int], frames: int, width: int, height: int, fps: float) -> int:
     n = 0
     for seed in seeds:
-        w, t = _CONDS[seed % len(_CONDS)].split("_")  # a mix of cheap and costly conditions
-        render_clip(sample_scene(seed), Condition(w, t, 0.7), frames, width, height, fps)
+        cond = Condition.parse(_CONDS[seed % len(_CONDS)], 0.7)  # a mix of cheap and costly
+        render_clip(sample_scene(seed), cond, frames, width, height, fps)
         n += frames
     return n
 
@@ -52,8 +52,7 @@ def bench_synth(
     raster = frames / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for k, name in enumerate(_CONDS):
-        w, t = name.split("_")
-        shade_clip(g, Condition(w, t, 0.7), k)
+        shade_clip(g, Condition.parse(name, 0.7), k)
     shade = len(_CONDS) * frames / (time.perf_counter() - t0)
     conds = all_conditions()
     t0, c0 = time.perf_counter(), time.process_time()

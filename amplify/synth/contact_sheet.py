@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS, all_conditions
 from amplify.synth.classes import PALETTE, SKY_DEPTH
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, all_conditions
 from amplify.synth.corpus import SynthConfig, scene_seed
 from amplify.synth.render import RenderedClip, render_twins
 from amplify.synth.scene import sample_scene

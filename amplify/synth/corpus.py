@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS, all_conditions
 from amplify.errors import ConfigError
 from amplify.labels import write_labels
 from amplify.synth.classes import AGENT_CATEGORIES, SEMANTIC_CLASSES, SKY_DEPTH
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, all_conditions
 from amplify.synth.gtfile import write_gt
 from amplify.synth.render import check_size, render_twins
 from amplify.synth.scene import sample_scene

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.labels import Box, ClipLabels
 from amplify.synth.boxes import instance_boxes
 from amplify.synth.classes import AGENT_CATEGORIES, SEMANTIC_CLASSES, SKY_DEPTH
-from amplify.synth.conditions import Condition
 from amplify.synth.raster import GBuffer, rasterize_clip
 from amplify.synth.scene import Scene
 from amplify.synth.shade import shade_clip

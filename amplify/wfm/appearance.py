@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amplify.synth.conditions import Condition
+from amplify.conditions import Condition
 
 COEFFS = 12  # a 3x3 colour matrix (as a change to the identity) and an offset, per luma bin
 LAYER = 4  # opacity logit, RGB logits

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS
 from amplify.errors import ConfigError
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS
 
 # Structure controls: name -> (channels per frame, pixel pooling factor). A control map of
 # (T, H, W, C) becomes (4C, 1+k, H/f, W/f): 4 frames per latent frame stacked on channels.
@@ -26,8 +26,6 @@ CONTROLS: dict[str, tuple[int, int]] = {
 SOURCE = "source"
 ALL_CONTROLS: tuple[str, ...] = (*CONTROLS, SOURCE)
 LAYOUT_CATEGORIES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
-# Scenario / agent-edit ids: 0 = none; later issues append names here (ids are positions).
-SCENARIOS: tuple[str, ...] = ("none",)
 HEADS: tuple[str, ...] = ("flow", "grade")
 
 
@@ -38,7 +36,8 @@ class WFMConfig:
     dim, depth, heads: transformer width, blocks, attention heads (head dim = dim / heads).
     patch: latent cells per token side. latent_channels: the tokenizer's latent channels.
     rope_split: head-dim channels given to (time, height, width) rotary positions; sums to the
-    head dim, each even. scenarios: size of the scenario/agent-edit embedding table (id 0 = none).
+    head dim, each even. scenarios: size of the scenario/agent-edit embedding table (id 0 = none,
+    ids from `amplify.conditions.scenario_id`).
     controls: the structure controls the model accepts (names in ALL_CONTROLS).
     """
 
@@ -51,6 +50,8 @@ class WFMConfig:
     latent_channels: int = 16
     rope_split: tuple[int, int, int] = (16, 24, 24)
     rope_theta: float = 100.0
+    # Not len(SCENARIOS) + 1 (= 13, amplify.conditions): the committed checkpoints hold a
+    # 16-row embedding table, so ids 13..15 are spare rows for scenarios yet to come.
     scenarios: int = 16
     controls: tuple[str, ...] = ("edges", "blur", "layout", "depth", "source")
     tokenizer: str = "tok-small"  # the tokenizer whose latents this model was trained on

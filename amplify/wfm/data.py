@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from amplify.conditions import CONDITION_NAMES, Condition
 from amplify.errors import InputError
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, Condition
 from amplify.wfm.config import ALL_CONTROLS, CONTROLS, SOURCE
 from amplify.wfm.controls import extract_controls
 
-_NAME = re.compile(r"scene_(\d+)_([a-z]+)_([a-z]+)$")
+_NAME = re.compile(r"scene_(\d+)_([a-z]+_[a-z]+)$")
 TWIN_CONTROLS = ("edges", "blur")  # depend on the condition: stored per (window, condition)
 SCENE_CONTROLS = ("layout", "depth")  # the same under every condition: stored per window
 
@@ -37,9 +37,9 @@ SCENE_CONTROLS = ("layout", "depth")  # the same under every condition: stored p
 def parse_clip_name(path: str | Path) -> tuple[int, Condition] | None:
     """`scene_0007_rain_night.mp4` -> (7, Condition("rain", "night")); None for other names."""
     m = _NAME.match(Path(path).name.split(".")[0])
-    if not m or m.group(2) not in WEATHERS or m.group(3) not in TIMES_OF_DAY:
+    if not m or m.group(2) not in CONDITION_NAMES:
         return None
-    return int(m.group(1)), Condition(m.group(2), m.group(3))
+    return int(m.group(1)), Condition.parse(m.group(2))
 
 
 def group_twins(paths: Sequence[Path]) -> dict[str, dict[str, Path]]:
@@ -54,7 +54,8 @@ def group_twins(paths: Sequence[Path]) -> dict[str, dict[str, Path]]:
 
 
 def condition_ids(c: Condition) -> tuple[int, int, float]:
-    return WEATHERS.index(c.weather), TIMES_OF_DAY.index(c.time_of_day), float(c.intensity)
+    """`c.ids` (kept for callers of the old name)."""
+    return c.ids
 
 
 def corpus_intensity(folder: Path, default: float = 0.7) -> float:
@@ -201,7 +202,7 @@ def encode_corpus(
     if not frm:
         raise ValueError("no complete set of twins found to build training pairs from")
     cond_t = torch.tensor(
-        [[*condition_ids(Condition(*c.split("_")))[:2], inten[0]] for c in conds]
+        [[*Condition.parse(c).ids[:2], inten[0]] for c in conds]
     )  # (V, 3); the intensity column is overridden per window by `intensity`
     bank = PairBank(
         latents=None, frames=torch.stack(frm), edges=torch.stack(edg), blur=torch.stack(blr),

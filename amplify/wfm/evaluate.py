@@ -34,9 +34,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS, Condition
 from amplify.errors import ConfigError
 from amplify.eval import metrics as M
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS, Condition
 
 TARGETS: tuple[str, ...] = ("rain_day", "fog_day", "snow_day", "clear_dusk", "clear_night")
 FPS = 10.0
@@ -54,15 +54,6 @@ class ClipGenerator(Protocol):
 
     def generate_many(self, frames: np.ndarray, requests: list[tuple[Condition, int]]
                       ) -> list[np.ndarray]: ...  # fmt: skip
-
-
-def parse_condition(name: str, intensity: float = 0.7) -> Condition:
-    """'rain_night' -> Condition('rain', 'night', intensity)."""
-    w, _, t = str(name).partition("_")
-    if w not in WEATHERS or t not in TIMES_OF_DAY:
-        raise ConfigError("targets", name, f"must be <weather>_<time_of_day> with weather in "
-                          f"{list(WEATHERS)} and time of day in {list(TIMES_OF_DAY)}")  # fmt: skip
-    return Condition(w, t, float(intensity))
 
 
 @dataclass(frozen=True)
@@ -136,11 +127,13 @@ class WFMEvalConfig:
             raise ConfigError("intensity", x, "must be a number in [0, 1]")
         if not self.targets:
             raise ConfigError("targets", self.targets, "must name at least one condition")
+        # Canonical names ("rain" is "rain_day"), so a duplicate is one however it is written.
+        names = tuple(Condition.parse(t, key="targets").name for t in self.targets)
+        object.__setattr__(self, "targets", names)
         if len(set(self.targets)) != len(self.targets):
             raise ConfigError("targets", self.targets, "has duplicates")
         source = f"{self.source_weather}_{self.source_time_of_day}"
         for t in self.targets:
-            parse_condition(t)
             if t == source:
                 raise ConfigError("targets", t, "is the source condition")
         if not self.checkpoint:
@@ -276,7 +269,7 @@ def evaluate(
                               steps=cfg.steps, guidance=cfg.guidance,
                               refine=cfg.refine)  # fmt: skip
     source_cond = Condition(cfg.source_weather, cfg.source_time_of_day, float(cfg.intensity))
-    targets = [parse_condition(t, cfg.intensity) for t in cfg.targets]
+    targets = [Condition.parse(t, float(cfg.intensity)) for t in cfg.targets]
     T, H, W = cfg.frames, cfg.height, cfg.width
     methods = METHODS if generator is not None else METHODS[1:]  # checkpoint=none: baselines
     if _has_raw(generator):

@@ -331,12 +331,12 @@ def build_bank(
 ) -> GradeBank:
     """Decode synthetic corpora (twins) and real clips (path, condition name), extract their
     controls and encode them with the tokenizer, frames kept. Needs PyAV (the ingest)."""
+    from amplify.conditions import Condition
     from amplify.io.ingest import IngestConfig, list_inputs
-    from amplify.synth.conditions import Condition
     from amplify.tokenizer.checkpoint import load_tokenizer
     from amplify.tokenizer.checkpoint import resolve_checkpoint as resolve_tokenizer
     from amplify.wfm.checkpoint import sha256_file
-    from amplify.wfm.data import condition_ids, encode_corpus, encode_latents, encode_real
+    from amplify.wfm.data import encode_corpus, encode_latents, encode_real
 
     ing = ingest_cfg or IngestConfig(stride=16)
     tok_path = resolve_tokenizer(tokenizer)
@@ -349,9 +349,9 @@ def build_bank(
         b = encode_real([Path(path)], None, ing, max_windows=real_windows, progress=progress)
         if b is None:
             continue
-        w, t = name.split("_")
+        cond = Condition.parse(name)
         parts.append(b)
-        conds += [[*condition_ids(Condition(w, t))[:2], 0.7]] * len(b.names)
+        conds += [[*cond.ids[:2], 0.7]] * len(b.names)
     real = None
     if parts:
         real = PairBank(

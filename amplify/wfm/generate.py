@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from amplify.synth.conditions import Condition
+from amplify.conditions import Condition
 from amplify.tokenizer.checkpoint import load_tokenizer
 from amplify.wfm.appearance import apply_grade, precipitation
 from amplify.wfm.checkpoint import (
