@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from amplify.conditions import Condition
 from amplify.eval import metrics as M
-from amplify.synth.conditions import Condition
 
 pytest.importorskip("albumentations")
 from amplify.eval.baselines import augment, identity  # noqa: E402
@@ -24,13 +24,12 @@ def clip() -> np.ndarray:
     "name", ["rain_day", "fog_day", "snow_day", "clear_dusk", "clear_night", "rain_night"]
 )
 def test_deterministic_and_changes_the_clip(clip, name):
-    w, t = name.split("_")
-    c = Condition(w, t, 0.7)
+    c = Condition.parse(name, 0.7)
     a, b = augment(clip, c, seed=3), augment(clip, c, seed=3)
     assert a.shape == clip.shape and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, clip)
-    if w == "rain":  # drops are drawn from the seed (snow "bleach" has no randomness)
+    if c.weather == "rain":  # drops are drawn from the seed (snow "bleach" has no randomness)
         assert not np.array_equal(a, augment(clip, c, seed=4))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS
 from amplify.errors import ConfigError
 from amplify.eval.classifier import (
     FEATURE_DIM,
@@ -20,7 +21,6 @@ from amplify.eval.classifier import (
     load_classifier,
     train_classifier,
 )
-from amplify.synth.conditions import TIMES_OF_DAY, WEATHERS
 
 
 def test_shapes_and_clip_outputs():

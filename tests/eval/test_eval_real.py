@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from amplify.cli import main
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.eval.real import RealEvalConfig, evaluate_real
 from amplify.io.samples import write_video
-from amplify.synth.conditions import Condition
 
 pytest.importorskip("albumentations")
 

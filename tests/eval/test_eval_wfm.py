@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.eval.classifier import ConditionClassifier
-from amplify.synth.conditions import Condition
 from amplify.wfm.evaluate import WFMEvalConfig, evaluate
 
 pytest.importorskip("albumentations")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.synth.classes import CLASS_ID
-from amplify.synth.conditions import Condition, condition_rng
+from amplify.synth.conditions import condition_rng
 from amplify.synth.render import render_twins
 from amplify.synth.scene import sample_scene
 
@@ -16,7 +17,7 @@ NAMES = ["clear_day", "clear_night", "clear_dusk", "fog_day", "rain_day", "snow_
 
 @pytest.fixture(scope="module")
 def clips():
-    conds = [Condition(*n.split("_"), 0.8) for n in NAMES]
+    conds = [Condition.parse(n, 0.8) for n in NAMES]
     out = render_twins(sample_scene(3), conds, 2, 128, 64, 10.0)
     return {n: c for n, c in zip(NAMES, out, strict=True)}
 

@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError
 from amplify.labels import read_labels, write_labels
-from amplify.synth.conditions import Condition
 from amplify.synth.corpus import SynthConfig, make_corpus
 from amplify.synth.gtfile import read_gt
 from amplify.synth.render import render_clip

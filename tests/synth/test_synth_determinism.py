@@ -38,7 +38,7 @@ def test_worker_count_does_not_change_bytes(tmp_path: Path) -> None:
 
 
 def test_scene_seed_changes_the_scene(tmp_path: Path) -> None:
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.synth.render import render_clip
     from amplify.synth.scene import sample_scene
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from amplify.conditions import Condition
 from amplify.synth.classes import CLASS_ID, SEMANTIC_CLASSES, SKY_DEPTH
-from amplify.synth.conditions import Condition
 from amplify.synth.render import render_clip
 from amplify.synth.scene import sample_scene
 

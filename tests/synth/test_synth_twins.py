@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amplify.synth.conditions import Condition, all_conditions
+from amplify.conditions import Condition, all_conditions
 from amplify.synth.render import render_clip, render_twins
 from amplify.synth.scene import sample_scene
 

@@ -47,7 +47,7 @@ def test_unknown_checkpoint_raises():
     reason="the default tokenizer checkpoint is not committed in this checkout",
 )
 def test_default_checkpoint_quality_floor():
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.synth.corpus import scene_seed
     from amplify.synth.render import render_clip
     from amplify.synth.scene import sample_scene

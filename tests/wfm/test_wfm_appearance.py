@@ -64,7 +64,7 @@ def test_gradients_reach_the_coefficients():
 def test_precipitation_follows_the_change_and_the_seed():
     import numpy as np
 
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.wfm.appearance import precipitation
 
     rng = np.random.default_rng(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from amplify.synth.conditions import Condition
+from amplify.conditions import Condition
 from amplify.wfm.fit import GradeBank, GradeFitConfig, GradeSampler, build_bank, fit
 
 

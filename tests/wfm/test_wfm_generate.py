@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from amplify.synth.conditions import Condition
+from amplify.conditions import Condition
 from amplify.wfm.checkpoint import load_wfm, read_meta, save_wfm
 from amplify.wfm.config import get_config
 from amplify.wfm.model import WorldModel

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from amplify.conditions import Condition
 from amplify.eval import metrics as M
-from amplify.synth.conditions import Condition
 from amplify.synth.render import render_twins
 from amplify.synth.scene import sample_scene
 from amplify.wfm.controls import blur

@@ -130,7 +130,7 @@ def test_prepare_data_banks_real_clips(wfm_corpus, real_logs, tmp_path):
 @pytest.mark.slow  # two Ray Train fits: ~2 min on a loaded 2-core machine
 def test_train_stop_and_resume(wfm_corpus, tok_tiny_path, tmp_path):
     pytest.importorskip("ray")
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.wfm.generate import Generator
     from pipelines.train_wfm import WFMTrainConfig, train
 
