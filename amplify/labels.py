@@ -35,6 +35,7 @@ class Box:
     x1: float
     y1: float
     box_3d: tuple[float, ...] | None = None
+    is_generated: bool = False  # placed by a scenario edit (amplify.scenarios), not in the source
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ def write_labels(labels: ClipLabels, path: str | Path) -> None:
             t["boxes"].append([_r(b.x0), _r(b.y0), _r(b.x1), _r(b.y1)])
             if b.box_3d is not None:
                 t.setdefault("boxes_3d", []).append([_r(v) for v in b.box_3d])
+            if b.is_generated:
+                t["is_generated"] = True
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -210,6 +213,7 @@ def _from_doc(doc: object, path: Path, num_frames: int | None) -> ClipLabels:
             boxes = [[float(v) for v in b] for b in t["boxes"]]
             b3 = t.get("boxes_3d")
             boxes3 = [tuple(float(v) for v in b) for b in b3] if b3 is not None else None
+            generated = bool(t.get("is_generated", False))
         except (KeyError, TypeError, ValueError) as e:
             raise bad(
                 f"track {t.get('track_id') if isinstance(t, dict) else t!r}: invalid field: {e}"
@@ -236,7 +240,7 @@ def _from_doc(doc: object, path: Path, num_frames: int | None) -> ClipLabels:
             s = BOX_SLACK_PX
             if x0 < -s or y0 < -s or x1 > width + s or y1 > height + s:
                 raise bad(f"track {tid}: box {b} lies outside the {width}x{height} image", frame=f)
-            per_frame.setdefault(f, []).append(Box(tid, cat, x0, y0, x1, y1, k))
+            per_frame.setdefault(f, []).append(Box(tid, cat, x0, y0, x1, y1, k, generated))
             length = max(length, f + 1)
     frames = tuple(
         tuple(sorted(per_frame.get(i, ()), key=lambda b: b.track_id)) for i in range(length)

@@ -66,6 +66,23 @@ def agent_prims(a: Agent) -> list[Prim]:
             Prim(-0.1, 1.28, 0.0, 0.45, 0.5, 0.45, cid, PLAIN, c),
             Prim(-0.02, (1.53 + H) / 2, 0.0, 0.22, H - 1.53, 0.2, cid, PLAIN, SKIN),
         ]
+    if a.category == "van":
+        hb = H * 0.55
+        return [
+            Prim(0.0, 0.2, 0.0, L * 0.9, 0.4, W * 0.9, cid, PLAIN, DARK),
+            Prim(0.0, 0.3 + hb / 2, 0.0, L, hb, W, cid, BOTH_LIGHTS, c),
+            Prim(-L * 0.08, (0.3 + hb + H) / 2, 0.0, L * 0.84, H - 0.3 - hb, W, cid, CABIN, c),
+        ]
+    if a.category == "animal":  # a deer-like quadruped: legs, body, neck and head
+        leg = H * 0.5
+        return [
+            Prim(L * 0.3, leg / 2, 0.0, 0.12, leg, W * 0.8, cid, PLAIN, c),
+            Prim(-L * 0.3, leg / 2, 0.0, 0.12, leg, W * 0.8, cid, PLAIN, c),
+            Prim(0.0, leg + H * 0.12, 0.0, L * 0.75, H * 0.24, W, cid, PLAIN, c),
+            Prim(L * 0.38, H * 0.82, 0.0, L * 0.22, H * 0.36, W * 0.6, cid, PLAIN, c),
+        ]
+    if a.category == "debris":  # a lost load: one low box
+        return [Prim(0.0, H / 2, 0.0, L, H, W, cid, PLAIN, c)]
     raise ValueError(a.category)
 
 

@@ -70,15 +70,18 @@ class GBuffer:
         return self.depth.shape  # (T, H, W)
 
 
-def rasterize_clip(scene: Scene, num_frames: int, width: int, height: int, fps: float) -> GBuffer:
-    """Rasterise `num_frames` frames of `scene` at `fps` into a `width x height` G-buffer."""
+def rasterize_clip(
+    scene: Scene, num_frames: int, width: int, height: int, fps: float, start_s: float = 0.0
+) -> GBuffer:
+    """Rasterise `num_frames` frames of `scene` at `fps`, the first at `start_s` seconds, into a
+    `width x height` G-buffer."""
     T, H, W = num_frames, height, width
     k = camera.intrinsics(W, H)
     ego = scene.ego
     rays = camera.level_rays(k, W, H, ego.pitch)  # (H, W, 3)
     rays_flat = rays.reshape(-1, 3).astype(np.float32)
     rx = camera.pitch_matrix(ego.pitch)
-    times = np.arange(T) / float(fps)
+    times = np.arange(T) / float(fps) + float(start_s)
 
     # 1. Ego pose per frame.
     es, ed, eds, edd = ego.at(times)
@@ -121,7 +124,7 @@ def rasterize_clip(scene: Scene, num_frames: int, width: int, height: int, fps: 
     variant = np.array(variant, np.int64)
     ox, oz, oyaw = (np.stack(v)[owner_obj] for v in (obj_x, obj_z, obj_yaw))  # (P, T) each
     is_lamp = table["material"] == LAMP
-    is_vehicle = np.array([a.category in ("car", "truck") for a in scene.agents], bool)
+    is_vehicle = np.array([a.category in ("car", "truck", "van") for a in scene.agents], bool)
 
     # 3. Ground, all frames at once: a ray hits the plane at the same depth every frame (no roll,
     # fixed pitch); only where that point lies on the road changes. float32: ~1 cm at 300 m.

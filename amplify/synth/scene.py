@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amplify.synth.classes import AGENT_SIZES
+
+SAMPLED_AGENTS = ("car", "truck", "pedestrian", "cyclist")  # what `sample_scene` places
+
 # Colours (display RGB in [0, 1]) that vehicles and people are drawn from.
 CAR_COLOURS = (
     (0.75, 0.75, 0.78),
@@ -100,7 +104,11 @@ class Road:
 
 @dataclass(frozen=True)
 class Track:
-    """Motion in road coordinates: s(t) = s0 + v t; d moves at `vd` only while t0 <= t <= t1."""
+    """Motion in road coordinates: s(t) = s0 + v t; d moves at `vd` only while t0 <= t <= t1.
+
+    From `ta` on, s accelerates at `acc` (m/s^2) until the speed reaches 0 (a braking lead car
+    stops; it never reverses). `acc = 0` (every sampled scene) is plain constant speed.
+    """
 
     s0: float
     v: float
@@ -108,16 +116,26 @@ class Track:
     vd: float = 0.0
     t0: float = 0.0
     t1: float = 0.0
+    acc: float = 0.0
+    ta: float = 0.0
 
     def at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(s, d, ds/dt, dd/dt) at times `t` (seconds)."""
         t = np.asarray(t, dtype=np.float64)
         s = self.s0 + self.v * t
+        ds = np.full_like(t, self.v)
+        if self.acc != 0.0:
+            stop = -self.v / self.acc if self.v * self.acc < 0 else np.inf
+            tau = np.clip(t - self.ta, 0.0, stop)
+            s = self.s0 + self.v * np.minimum(t, self.ta) + self.v * tau + 0.5 * self.acc * tau**2
+            ds = np.where(
+                t < self.ta, self.v, np.where(t - self.ta < stop, self.v + self.acc * tau, 0.0)
+            )
         tau = np.clip(t, self.t0, self.t1) - self.t0
         d = self.d0 + self.vd * tau
         moving = (t >= self.t0) & (t <= self.t1)
         dd = np.where(moving, self.vd, 0.0)
-        return s, d, np.full_like(t, self.v), dd
+        return s, d, ds, dd
 
 
 @dataclass(frozen=True)
@@ -227,12 +245,10 @@ def sample_scene(seed: int, duration_s: float = 10.0) -> Scene:
     agents: list[Agent] = []
 
     def add(category: str, track: Track, colour, facing: float = 0.0) -> None:
-        size = {
-            "car": (u(3.9, 4.8), u(1.7, 1.9), u(1.4, 1.6)),
-            "truck": (u(7.0, 11.0), u(2.3, 2.5), u(3.0, 3.8)),
-            "pedestrian": (u(0.3, 0.4), u(0.45, 0.55), u(1.55, 1.9)),
-            "cyclist": (u(1.6, 1.8), u(0.5, 0.6), u(1.6, 1.85)),
-        }[category]
+        # A size is drawn for each of the four sampled kinds and one kept: the RNG stream (and so
+        # every scene of a seed) stays what it has always been.
+        drawn = {c: tuple(u(lo, hi) for lo, hi in AGENT_SIZES[c]) for c in SAMPLED_AGENTS}
+        size = drawn[category]
         tid = len(agents) + 1
         agents.append(Agent(tid, category, *map(float, size), tuple(colour), track, facing))
 
