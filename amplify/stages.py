@@ -135,6 +135,7 @@ def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict
                     "y0": b.y0,
                     "x1": b.x1,
                     "y1": b.y1,
+                    "is_generated": b.is_generated,
                 }
                 for b in w.labels.frames[i]
             ]
@@ -178,6 +179,7 @@ def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict
         "time_of_day": tod,
         "intensity": intensity,
         "scenario": None,
+        "scenario_params": None,
         "seed": 0,
         "generator": "source",
         "checkpoint_sha256": None,

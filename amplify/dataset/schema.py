@@ -11,7 +11,7 @@ import uuid
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: boxes.is_generated, clips.scenario_params (scenarios)
 TABLES = ("frames", "clips", "errors")
 # Namespace of every id: uuid5(NAMESPACE, ...) is stable across machines and runs.
 NAMESPACE = uuid.UUID("6f1c1d7e-2d3b-5a8e-9c40-61a3e2b7a0d1")
@@ -25,6 +25,7 @@ BOX = pa.struct(
         ("y0", pa.float32()),
         ("x1", pa.float32()),
         ("y1", pa.float32()),
+        ("is_generated", pa.bool_()),  # placed by a scenario edit (not in the source clip)
     ]
 )
 
@@ -65,7 +66,8 @@ CLIPS = pa.schema(
         ("weather", pa.string()),
         ("time_of_day", pa.string()),
         ("intensity", pa.float32()),
-        ("scenario", pa.string()),
+        ("scenario", pa.string()),  # scenario template (amplify.scenarios), null for none
+        ("scenario_params", pa.string()),  # JSON: the template's full parameter set and edit
         ("seed", pa.int64()),
         ("generator", pa.string()),  # "source" for ingested clips, else the model name
         ("checkpoint_sha256", pa.string()),  # null for "source"
