@@ -113,6 +113,13 @@ VERBS = [
         "train the condition classifier used by eval wfm",
     ),
     Verb(
+        "train painter",
+        "train_painter",
+        "amplify.wfm.paint_train:PainterTrainConfig",
+        "amplify.wfm.paint_train:train",
+        "train the scenario painter (inserted / removed agents) on synthetic twins",
+    ),
+    Verb(
         "demo",
         "demo",
         "amplify.cli:DemoConfig",
