@@ -99,6 +99,13 @@ VERBS = [
         "world model vs ground-truth twins and baselines",
     ),
     Verb(
+        "eval scenarios",
+        "eval_scenarios",
+        "amplify.eval.scenarios:ScenarioEvalConfig",
+        "amplify.eval.scenarios:run",
+        "scenario edits against ground-truth twins per template: box SSIM, detector recall",
+    ),
+    Verb(
         "eval real",
         "eval_real",
         "amplify.eval.real:RealEvalConfig",
@@ -111,6 +118,13 @@ VERBS = [
         "amplify.eval.classifier:ClassifierTrainConfig",
         "amplify.eval.classifier:train_classifier",
         "train the condition classifier used by eval wfm",
+    ),
+    Verb(
+        "train detector",
+        "train_detector",
+        "amplify.eval.detector:DetectorTrainConfig",
+        "amplify.eval.detector:train",
+        "train the agent detector used by eval scenarios",
     ),
     Verb(
         "train painter",
