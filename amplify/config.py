@@ -62,6 +62,16 @@ class GenerateConfig:
     refine: float = 0.0
     actors: int = 1  # model replicas (Ray actors), each loads the model once
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
+    # Scenario templates (amplify.scenarios.library, docs/SCENARIOS.md): "name" or "name:weight".
+    # Each window gets `scenario_samples` parameter sets drawn by weight (0: one per template),
+    # each under the source's own look and under every condition in `variations`.
+    scenarios: list[str] = field(default_factory=list)
+    scenario_samples: int = 0
+    painter: str = "painter"  # the scenario painter checkpoint (checkpoints/wfm/)
+    # The ground-plane camera of clips without their own 3D scene (amplify/scenarios/world.py)
+    cam_height: float = 1.5
+    ego_speed: float = 10.0
+    horizon: float = -1.0  # image row of the horizon as a share of the height; < 0: estimate
 
     def __post_init__(self) -> None:
         # Canonical names ("rain" is "rain_day"): they name the variations in the dataset.
@@ -79,6 +89,18 @@ class GenerateConfig:
             raise ConfigError("generate.actors", self.actors, "must be >= 1")
         if self.num_gpus < 0:
             raise ConfigError("generate.num_gpus", self.num_gpus, "must be >= 0")
+        object.__setattr__(self, "scenarios", [_scenario_entry(e) for e in self.scenarios])
+        if self.scenario_samples < 0:
+            raise ConfigError("generate.scenario_samples", self.scenario_samples, "must be >= 0")
+        if self.cam_height <= 0 or self.ego_speed < 0:
+            raise ConfigError("generate.cam_height", self.cam_height, "and ego_speed must be > 0")
+
+    @property
+    def any_work(self) -> bool:
+        return bool(self.variations or self.scenarios)
+
+    def scenario_weights(self) -> dict[str, float]:
+        return {name: float(w) for name, w in (e.rsplit(":", 1) for e in self.scenarios)}
 
     def fingerprint(self) -> str:
         """What decides the generated rows: a rerun with other variations is new work."""
@@ -87,7 +109,28 @@ class GenerateConfig:
             f"{self.source_conditions}|"
             f"m{self.max_windows_per_clip}|{self.checkpoint}|{self.tokenizer}|{self.steps}|{self.guidance:g}"
             f"|r{self.refine:g}"
+            + (
+                f"|sc{','.join(self.scenarios)}|n{self.scenario_samples}|{self.painter}"
+                f"|cam{self.cam_height:g},{self.ego_speed:g},{self.horizon:g}"
+                if self.scenarios
+                else ""
+            )
         )
+
+
+def _scenario_entry(entry: str) -> str:
+    """ "name" or "name:weight" -> canonical "name:weight" (ConfigError names a bad one)."""
+    from amplify.conditions import parse_scenario
+
+    name, _, weight = str(entry).partition(":")
+    name = parse_scenario(name.strip())
+    try:
+        w = float(weight) if weight else 1.0
+    except ValueError:
+        w = -1.0
+    if not w > 0:
+        raise ConfigError("generate.scenarios", entry, "a weight after ':' must be a number > 0")
+    return f"{name}:{w:g}"
 
 
 @dataclass(frozen=True)

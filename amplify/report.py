@@ -42,8 +42,9 @@ def variations_sheet(dataset: str | Path, out_png: str | Path, max_rows: int = 8
         f = fs[len(fs) // 2]
         img = Image.open(io.BytesIO(f["image"]["bytes"])).convert("RGB")
         draw = ImageDraw.Draw(img)
-        for b in f["boxes"]:
-            draw.rectangle([b["x0"], b["y0"], b["x1"] - 1, b["y1"] - 1], outline=(255, 230, 0))
+        for b in f["boxes"]:  # agents a scenario placed in magenta, the source's in yellow
+            colour = (255, 0, 255) if b.get("is_generated") else (255, 230, 0)
+            draw.rectangle([b["x0"], b["y0"], b["x1"] - 1, b["y1"] - 1], outline=colour)
         return img
 
     first = tile(order[0])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from amplify.conditions import Condition
 from amplify.dataset import schema as S
 from amplify.dataset.writer import staging_dir, to_table, write_part
 from amplify.errors import CorruptVideoError, DecodeTimeoutError, InputError
@@ -300,6 +301,9 @@ class GenerateTarget:
     variations: tuple[str, ...]
     intensity: float
     seeds: int
+    scenarios: tuple[str, ...] = ()  # "name:weight" (GenerateConfig.scenarios)
+    scenario_samples: int = 0
+    camera: tuple[float, float, float] = (1.5, 10.0, -1.0)  # cam_height, ego_speed, horizon
 
 
 def read_clip(frames_part: str, clip_id: str) -> tuple[np.ndarray, list[dict]]:
@@ -321,7 +325,15 @@ def labels_of(rows: list[dict]) -> ClipLabels | None:
     cats = tuple(sorted({b["category"] for r in rows for b in r["boxes"]}))
     frames = tuple(
         tuple(
-            Box(b["track_id"], b["category"], b["x0"], b["y0"], b["x1"], b["y1"])
+            Box(
+                b["track_id"],
+                b["category"],
+                b["x0"],
+                b["y0"],
+                b["x1"],
+                b["y1"],
+                is_generated=bool(b.get("is_generated")),
+            )
             for b in r["boxes"]
         )
         for r in rows
@@ -334,12 +346,13 @@ def labels_of(rows: list[dict]) -> ClipLabels | None:
 def generate_clip(generator, target: GenerateTarget) -> dict:
     """Every requested variation of one window: staged `frames`/`clips` parts, or an error row.
 
-    The variation keeps the source's geometry, so its boxes are the source's boxes (labels stay
-    true); its condition columns say what was requested; `parent_clip_id` is the source window.
+    A condition variation keeps the source's geometry, so its boxes are the source's boxes
+    (labels stay true). A scenario sample edits the window's scene (amplify.scenarios), the
+    painter renders the edit, and its rows carry the edited boxes (inserted agents marked
+    `is_generated`, removed ones gone), under the source's own look and under each requested
+    condition. Condition columns say what was requested; `parent_clip_id` is the source window.
     """
     import pyarrow.parquet as pq
-
-    from amplify.conditions import Condition
 
     t0 = time.perf_counter()
     base = {"clip_id": target.clip_id, "path": target.source_path, "parts": {}, "counts": {}}
@@ -357,60 +370,51 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
             layout = layout_raster(labels, T, H, W)
         # Variations are encoded like their source (lossless stays lossless).
         fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
+        conditions = [Condition.parse(v, target.intensity) for v in target.variations]
         frame_rows, clip_rows = [], []
-        requests = [
-            (Condition.parse(v, target.intensity), seed)
-            for v in target.variations
-            for seed in range(target.seeds)
-        ]
-        outputs = generator.generate_many(frames, requests, layout=layout)  # (T, H, W, 3) each
-        for (cond, seed), images in zip(requests, outputs, strict=True):
-            variation, weather, tod = cond.name, cond.weather, cond.time_of_day
-            cid = S.clip_id(
-                src_clip["source_id"],
-                src_clip["ingest"],
-                src_clip["window_index"],
-                variation,
-                seed,
+        out = _VariationRows(generator, target, src_clip, rows, fmt, frame_rows, clip_rows)
+        requests = [(c, seed) for c in conditions for seed in range(target.seeds)]
+        if requests:
+            images = generator.generate_many(frames, requests, layout=layout)
+            for (cond, seed), imgs in zip(requests, images, strict=True):
+                out.add(imgs, cond, seed)
+        skipped = []
+        for k, spec in enumerate(scenario_specs(target)):
+            from amplify.conditions import scenario_id
+            from amplify.scenarios.edit import NothingToEdit, render_edit
+            from amplify.scenarios.library import template
+
+            world = scenario_world(target, src_clip, rows, labels, T, H, W)
+            try:
+                edit = template(spec.name).build(spec.params, world)
+            except NothingToEdit as e:
+                skipped.append(f"{spec.name}: {e}")
+                continue
+            maps = render_edit(world, edit)
+            reqs = [(None, k)] + [(c, k) for c in conditions]
+            images = generator.generate_many(
+                frames, reqs, edit=maps, scenario=scenario_id(spec.name)
             )
-            for r, img in zip(rows, images, strict=True):
-                frame_rows.append(
-                    {
-                        **r,
-                        "frame_id": S.frame_id(cid, r["frame_index"]),
-                        "clip_id": cid,
-                        "variation": variation,
-                        "image": {"bytes": encode_image(img, fmt), "path": None},
-                        "weather": weather,
-                        "time_of_day": tod,
-                        "intensity": target.intensity,
-                    }
-                )
-            clip_rows.append(
-                {
-                    **src_clip,
-                    "clip_id": cid,
-                    "variation": variation,
-                    "weather": weather,
-                    "time_of_day": tod,
-                    "intensity": target.intensity,
-                    "seed": seed,
-                    "generator": generator.name,
-                    "checkpoint_sha256": generator.checkpoint_sha256,
-                    "parent_clip_id": target.clip_id,
-                }
-            )
+            record = {**spec.params, "added": sorted(int(i) for i in edit.new_ids),
+                      "removed": sorted(int(i) for i in edit.gone_ids - edit.new_ids),
+                      "world": "scene" if world.exact else "ground_plane",
+                      "painter_sha256": generator.painter_sha256}  # fmt: skip
+            for (cond, seed), imgs in zip(reqs, images, strict=True):
+                out.add(imgs, cond, seed, spec.name, record, maps.labels)
         stage = staging_dir(target.out, target.job_id)
         name = f"{src_clip['source_id']}-gen-{target.clip_id[:8]}.parquet"
-        write_part(to_table("frames", frame_rows), stage / "frames" / name)
-        write_part(to_table("clips", clip_rows), stage / "clips" / name)
+        parts: dict[str, list[str]] = {"frames": [], "clips": []}
+        if clip_rows:
+            write_part(to_table("frames", frame_rows), stage / "frames" / name)
+            write_part(to_table("clips", clip_rows), stage / "clips" / name)
+            parts = {"frames": [name], "clips": [name]}
         counts = {"variations": len(clip_rows), "frames": len(frame_rows)}
-        parts = {"frames": [name], "clips": [name]}
         return {
             **base,
             "status": "ok",
             "parts": parts,
             "counts": counts,
+            "skipped": "; ".join(skipped),  # scenarios this window had nothing for
             "seconds": time.perf_counter() - t0,
             "error": None,
         }
@@ -427,3 +431,114 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
                 target.sha256,
             ),
         }
+
+
+@dataclass
+class _VariationRows:
+    """Builds the `frames` and `clips` rows of one window's variations."""
+
+    generator: object
+    target: GenerateTarget
+    src_clip: dict
+    rows: list[dict]
+    fmt: str
+    frame_rows: list[dict]
+    clip_rows: list[dict]
+
+    def add(self, images, cond, seed, scenario=None, params=None, labels=None) -> None:
+        src = self.src_clip
+        look = cond.name if cond is not None else "source"
+        variation = look if scenario is None else f"{look}+{scenario}"
+        weather = cond.weather if cond is not None else src["weather"]
+        tod = cond.time_of_day if cond is not None else src["time_of_day"]
+        intensity = self.target.intensity if cond is not None else src["intensity"]
+        cid = S.clip_id(src["source_id"], src["ingest"], src["window_index"], variation, seed)
+        n_boxes = 0
+        for r, img in zip(self.rows, images, strict=True):
+            boxes = r["boxes"]
+            if labels is not None:
+                boxes = [
+                    {"track_id": b.track_id, "category": b.category, "x0": b.x0, "y0": b.y0,
+                     "x1": b.x1, "y1": b.y1, "is_generated": b.is_generated}
+                    for b in labels.frames[r["frame_index"]]
+                ]  # fmt: skip
+            n_boxes += len(boxes)
+            self.frame_rows.append(
+                {
+                    **r,
+                    "frame_id": S.frame_id(cid, r["frame_index"]),
+                    "clip_id": cid,
+                    "variation": variation,
+                    "image": {"bytes": encode_image(img, self.fmt), "path": None},
+                    "boxes": boxes,
+                    "weather": weather,
+                    "time_of_day": tod,
+                    "intensity": intensity,
+                }
+            )
+        gen = self.generator
+        self.clip_rows.append(
+            {
+                **src,
+                "clip_id": cid,
+                "variation": variation,
+                "weather": weather,
+                "time_of_day": tod,
+                "intensity": intensity,
+                "scenario": scenario,
+                "scenario_params": json.dumps(params, sort_keys=True) if params else None,
+                "seed": seed,
+                "generator": gen.name
+                if scenario is None
+                else f"{gen.name}+painter:{gen.painter_name}",
+                "checkpoint_sha256": gen.checkpoint_sha256,
+                "parent_clip_id": self.target.clip_id,
+                "has_labels": src["has_labels"] or labels is not None,
+                "num_boxes": n_boxes,
+            }
+        )
+
+
+def scenario_specs(target: GenerateTarget) -> list:
+    """The scenario parameter sets of one window: one per template, or `scenario_samples` drawn
+    by weight; seeded by the window's id, so a rerun draws the same ones."""
+    from amplify.scenarios.library import sample_spec
+
+    scenarios = [str(e) for e in target.scenarios]  # a numpy array after a trip through Ray Data
+    if not scenarios:
+        return []
+    entries = [e.rsplit(":", 1) for e in scenarios]
+    names = [n for n, _ in entries]
+    base = int(target.clip_id.replace("-", "")[:8], 16)
+    if target.scenario_samples <= 0:
+        return [sample_spec(n, base + k) for k, n in enumerate(names)]
+    w = np.array([float(x) for _, x in entries])
+    rng = np.random.default_rng(base)
+    picks = rng.choice(len(names), size=target.scenario_samples, p=w / w.sum())
+    return [sample_spec(names[int(i)], base + k) for k, i in enumerate(picks)]
+
+
+def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int, H: int, W: int):
+    """The 3D world of a window: the clip's own synthetic scene when its label sidecar names one
+    (and the window keeps the render's aspect ratio), else the ground-plane model."""
+    from amplify.labels import load_labels
+    from amplify.scenarios.world import GroundCamera, World
+    from amplify.synth.scene import sample_scene
+
+    fps = float(src_clip["fps"])
+    try:
+        full = load_labels(target.source_path)
+    except InputError:
+        full = None
+    extra = full.extra if full is not None else {}
+    if (
+        extra.get("source") == "amplify.synth"
+        and "scene_seed" in extra
+        and full.fps
+        and abs(full.width / full.height - W / H) < 0.01
+    ):
+        scene = sample_scene(int(extra["scene_seed"]), duration_s=full.num_frames / full.fps)
+        return World.from_scene(scene, T, W, H, fps, float(src_clip["start_s"]), labels)
+    cam_height, ego_speed, horizon = target.camera
+    cam = GroundCamera(cam_height, ego_speed, horizon if horizon >= 0 else None)
+    return World.from_clip(T, W, H, fps, labels, cam)

@@ -114,11 +114,12 @@ class GenerateVariations:
         guidance: float,
         device: str,
         refine: float,
+        painter: str = "painter",
     ) -> None:
         from amplify.wfm.generate import Generator
 
         self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance,
-                             refine=refine)  # fmt: skip
+                             refine=refine, painter=painter)  # fmt: skip
 
     def __call__(self, batch: dict) -> dict:
         results = []
@@ -160,6 +161,9 @@ def generate_targets(
                         "variations": tuple(g.variations),
                         "intensity": g.intensity,
                         "seeds": g.seeds,
+                        "scenarios": tuple(g.scenarios),
+                        "scenario_samples": g.scenario_samples,
+                        "camera": (g.cam_height, g.ego_speed, g.horizon),
                     }
                 )
     return targets
@@ -178,12 +182,14 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
     job_id = cfg.job_id or new_job_id()
     timings: dict[str, float] = {}
 
-    if cfg.generate.variations:  # fail before any work, not in an actor an hour in
+    if cfg.generate.any_work:  # fail before any work, not in an actor an hour in
         from amplify.tokenizer.checkpoint import resolve_checkpoint as tokenizer_file
         from amplify.wfm.checkpoint import resolve_checkpoint as wfm_file
 
         wfm_file(cfg.generate.checkpoint)
         tokenizer_file(cfg.generate.tokenizer)
+        if cfg.generate.scenarios:
+            wfm_file(cfg.generate.painter)
 
     # 0. Recover from an interrupted job.
     recover(out, log=log)
@@ -219,7 +225,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
             continue
         sha, path = r["sha256"], r["path"]
         key = source_key(sha, r["labels_sha256"], cfg.ingest) + (
-            f"/{cfg.generate.fingerprint()}" if cfg.generate.variations else ""
+            f"/{cfg.generate.fingerprint()}" if cfg.generate.any_work else ""
         )
         earlier = first_path.get(sha) or done_paths.get(sha)
         if earlier is not None and earlier != path:
@@ -305,11 +311,12 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
 
     # 4. Generate: the world model makes each requested variation of each staged window.
     g = cfg.generate
-    targets = generate_targets(cfg, out, job_id, ok_sources) if g.variations else []
+    targets = generate_targets(cfg, out, job_id, ok_sources) if g.any_work else []
     if targets:
         t = time.perf_counter()
         log(
             f"generate: {len(targets)} window(s) x {len(g.variations)} variation(s) x {g.seeds} seed(s) with {g.checkpoint}"
+            + (f"; scenarios {', '.join(g.scenarios)} with {g.painter}" if g.scenarios else "")
         )
         device = "cuda" if g.num_gpus > 0 else "cpu"
         ds = ray.data.from_items(
@@ -323,6 +330,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                 "steps": g.steps,
                 "guidance": g.guidance,
                 "refine": g.refine,
+                "painter": g.painter,
                 "device": device,
             },
             batch_size=1,
@@ -340,6 +348,7 @@ def run_job(cfg: RunConfig, log=print) -> JobResult:
                     staged[table] += list(names)
                 log(
                     f"[{i}/{len(targets)}] {name} window {res['clip_id'][:8]}: {res['counts']['variations']} variation(s) ({res['seconds']:.1f} s)"
+                    + (f"; skipped {res['skipped']}" if res.get("skipped") else "")
                 )
             else:
                 errors.append(res["error"])

@@ -73,24 +73,52 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def _ssim_frame(xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two luma frames (H, W) float64 (Gaussian window)."""
+    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
+
+    def g(z: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(z, SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
+
+    mx, my = g(xf), g(yf)
+    sxx, syy, sxy = g(xf * xf) - mx * mx, g(yf * yf) - my * my, g(xf * yf) - mx * my
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+
+
 def _ssim_luma(x: np.ndarray, y: np.ndarray) -> float:
     """Mean SSIM over frames of two luma clips (T, H, W) float64."""
-    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
     r = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
     vals = []
     for xf, yf in zip(x, y, strict=True):
-
-        def g(z: np.ndarray) -> np.ndarray:
-            return ndimage.gaussian_filter(z, SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
-
-        mx, my = g(xf), g(yf)
-        sxx, syy, sxy = g(xf * xf) - mx * mx, g(yf * yf) - my * my, g(xf * yf) - mx * my
-        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        s = _ssim_frame(xf, yf)
         # 'valid' region: pixels whose window lies inside the frame
         if s.shape[0] > 2 * r and s.shape[1] > 2 * r:
             s = s[r:-r, r:-r]
         vals.append(float(s.mean()))
     return float(np.mean(vals))
+
+
+def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """SSIM on luma averaged over the pixels of `mask` (T, H, W) bool only (nan if empty): the
+    quality inside an agent's boxes. Windows reach outside the mask, so context counts a little."""
+    a, b = _pair(a, b)
+    mask = np.asarray(mask, bool).reshape(a.shape[:3])
+    if not mask.any():
+        return math.nan
+    la, lb = luma(a), luma(b)
+    vals = [_ssim_frame(la[t], lb[t])[mask[t]] for t in range(len(la)) if mask[t].any()]
+    return float(np.concatenate(vals).mean())
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB over the pixels of `mask` (T, H, W) only (nan if empty, inf if identical)."""
+    a, b = _pair(a, b)
+    mask = np.asarray(mask, bool).reshape(a.shape[:3])
+    if not mask.any():
+        return math.nan
+    d = a[mask].astype(np.float64) - b[mask].astype(np.float64)
+    mse = float(np.mean(d**2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -45,7 +45,7 @@ from amplify.wfm.model import WorldModel
 from amplify.wfm.refine import RefineConfig, restore_detail
 from amplify.wfm.sampler import SamplerConfig, sample
 
-Request = tuple[Condition, int]  # (condition, seed)
+Request = tuple[Condition | None, int]  # (condition, seed); None keeps the source's look
 
 
 class Generator:
@@ -61,7 +61,9 @@ class Generator:
         strength: float | None = None,
         refine: float = 0.0,
         precipitation: bool = True,
+        painter: str = "painter",
     ) -> None:
+        self.painter_name = painter  # loaded on first scenario edit
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.checkpoint_sha256 = sha256_file(self.checkpoint_path)
         self.tokenizer_path = tokenizer_for(self.checkpoint_path, tokenizer)
@@ -95,7 +97,7 @@ class Generator:
         gen = cls.__new__(cls)
         gen.checkpoint_path, gen.checkpoint_sha256, gen.tokenizer_path = None, "", None
         gen._setup(model, tokenizer, steps, guidance, strength, refine, name=name)
-        gen.precipitation = True
+        gen.precipitation, gen.painter_name = True, "painter"
         return gen
 
     def _setup(self, model, tokenizer, steps, guidance, strength, refine, name: str) -> None:
@@ -105,6 +107,20 @@ class Generator:
             strength = 1.0
         self.sampler = SamplerConfig(steps=steps, guidance=guidance, strength=strength)
         self.refine = RefineConfig(radius=refine)
+        self._painter = None
+
+    @property
+    def painter(self):
+        """The scenario painter (amplify/wfm/painter.py), loaded once on first use."""
+        if self._painter is None:
+            from amplify.wfm.painter import load_painter
+
+            self._painter = load_painter(self.painter_name)
+        return self._painter
+
+    @property
+    def painter_sha256(self) -> str:
+        return sha256_file(resolve_checkpoint(self.painter_name))
 
     # ---- the public calls --------------------------------------------------------------------
     @torch.no_grad()
@@ -135,16 +151,37 @@ class Generator:
         depth: np.ndarray | None = None,
         scenario: int = 0,
         refine: bool = True,
+        edit=None,
     ) -> list[np.ndarray]:
-        """Every (condition, seed) of one window: the window is prepared once, then varied."""
+        """Every (condition, seed) of one window: the window is prepared once, then varied.
+
+        edit: a scenario edit (`amplify.scenarios.edit.EditMaps`): the painter first renders its
+        agents into the source (scenario id `scenario`), then every request varies the edited
+        frames, with the edited boxes as layout. A request whose condition is None returns the
+        edited frames in the source's own look.
+        """
+        if edit is not None:
+            from amplify.wfm.controls import layout_raster
+            from amplify.wfm.painter import paint
+
+            frames = paint(self.painter, frames, edit, scenario)
+            layout = layout_raster(edit.labels, *frames.shape[:3])
+        outs: list[np.ndarray | None] = [frames.copy() if c is None else None for c, _ in requests]
+        todo = [(i, r) for i, r in enumerate(requests) if r[0] is not None]
+        if not todo:
+            return outs  # type: ignore[return-value]
         prep = self.prepare(frames, layout, depth)
+        # The grade head's scenario embedding was never trained: scenarios are the painter's.
         if self.model.cfg.head == "grade":
-            return self._grade(prep, requests, scenario)
-        outs = []
-        for condition, seed in requests:
-            out = self._flow(prep, condition, seed, scenario)
-            outs.append(restore_detail(out, frames, self.refine) if refine else out)
-        return outs
+            made = self._grade(prep, [r for _, r in todo], 0)
+        else:
+            made = []
+            for condition, seed in (r for _, r in todo):
+                out = self._flow(prep, condition, seed, 0)
+                made.append(restore_detail(out, frames, self.refine) if refine else out)
+        for (i, _), out in zip(todo, made, strict=True):
+            outs[i] = out
+        return outs  # type: ignore[return-value]
 
     # ---- the steps -----------------------------------------------------------------------------
     def prepare(
