@@ -62,8 +62,14 @@ class Param:
         return float(value)
 
     def describe(self) -> str:
-        if self.choices:
-            return " / ".join(str(c) for c in self.choices)
+        c = self.choices
+        if c and all(isinstance(v, int) for v in c) and list(c) == list(range(c[0], c[-1] + 1)):
+            return f"integer {c[0]} to {c[-1]}"
+        if c:
+            n = {v: c.count(v) for v in dict.fromkeys(c)}
+            if len(set(n.values())) == 1:
+                return " / ".join(str(v) for v in n)
+            return " / ".join(f"{v} (p {k / len(c):.2f})" for v, k in n.items())
         return f"{self.low:g} to {self.high:g} {self.unit}".strip()
 
 
@@ -474,3 +480,15 @@ TEMPLATES: dict[str, Template] = {
         ),
     )
 }  # fmt: skip
+
+
+def catalogue_markdown() -> str:
+    """The template table of docs/SCENARIOS.md (a test keeps the doc equal to this)."""
+    lines = []
+    for t in TEMPLATES.values():
+        lines += [f"### `{t.name}` ({'rare event' if t.kind == 'event' else 'agent variation'})",
+                  "", f"{t.summary[0].upper()}{t.summary[1:]}.", "", f"Catalogue: {t.catalogue}.", "",
+                  "| parameter | range | meaning |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| `{p.name}` | {p.describe()} | {p.doc} |" for p in t.params]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
