@@ -64,6 +64,13 @@ VERBS = [
         "committed jobs, counts and errors of a dataset",
     ),
     Verb(
+        "export",
+        "export",
+        "amplify.export.config:ExportConfig",
+        "amplify.export.job:export",
+        "export a dataset for training: splits, filters, Parquet / WebDataset / COCO, card",
+    ),
+    Verb(
         "train tokenizer",
         "train_tokenizer",
         "pipelines.train_tokenizer:TokenizerTrainConfig",
