@@ -46,19 +46,8 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    from amplify.tokenizer.checkpoint import save_tokenizer
-    from amplify.tokenizer.config import get_config as tok_config
-    from amplify.tokenizer.model import CausalVideoTokenizer
-    from amplify.wfm.checkpoint import save_wfm
-    from amplify.wfm.config import get_config as wfm_config
-    from amplify.wfm.model import WorldModel
-
-    d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    tok = save_tokenizer(CausalVideoTokenizer(tok_config("tok-tiny")), d / "tok-tiny")
-    wfm = save_wfm(WorldModel(wfm_config("wfm-tiny")), d / "wfm-tiny")
-    return str(wfm), str(tok)
+def tiny_checkpoints(tiny_models):
+    return tiny_models["wfm"], tiny_models["tokenizer"]
 
 
 class Darken:

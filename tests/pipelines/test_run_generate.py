@@ -4,7 +4,6 @@ checkpoints on disk, variations written beside the source rows with their labels
 from __future__ import annotations
 
 import pytest
-import torch
 
 from amplify.config import GenerateConfig, RunConfig, TrackingConfig
 from amplify.dataset.reader import read_table
@@ -16,19 +15,8 @@ from pipelines.run import run_job
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    from amplify.tokenizer.checkpoint import save_tokenizer
-    from amplify.tokenizer.config import get_config as tok_config
-    from amplify.tokenizer.model import CausalVideoTokenizer
-    from amplify.wfm.checkpoint import save_wfm
-    from amplify.wfm.config import get_config as wfm_config
-    from amplify.wfm.model import WorldModel
-
-    d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    tok = save_tokenizer(CausalVideoTokenizer(tok_config("tok-tiny")), d / "tok-tiny")
-    wfm = save_wfm(WorldModel(wfm_config("wfm-tiny")), d / "wfm-tiny")
-    return str(wfm), str(tok)
+def tiny_checkpoints(tiny_models):
+    return tiny_models["wfm"], tiny_models["tokenizer"]
 
 
 def test_variations_carry_labels_condition_and_lineage(tmp_path, tiny_checkpoints, ray_local):
