@@ -3,6 +3,7 @@
     decode   ingest decode (resample + resize + scene cuts) vs a plain PyAV loop, same files
     synth    synthetic renderer frames/s at 256x128
     job      `amplify run` end to end (Ray, PNG encode, Parquet) frames/s
+    scenarios  one scenario variation (edit, rasterise, paint, grade) of 17 x 256 x 128, s
     tokenizer, attention: see their own modules (amplify.tokenizer.bench, kernels.bench.attention)
 
 Prints one JSON line per benchmark; `--only decode,synth` picks some.
@@ -150,11 +151,21 @@ def bench_synth() -> dict:
     return {"bench": "synth", **run()}
 
 
+def bench_scenarios() -> dict:
+    from amplify.scenarios.bench import bench
+
+    return bench()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--only", default="decode,synth,job", help="comma list of: decode, synth, job")
+    ap.add_argument(
+        "--only",
+        default="decode,synth,job,scenarios",
+        help="comma list of: decode, synth, job, scenarios",
+    )
     args = ap.parse_args()
     only = args.only.split(",")
     cache = Path(tempfile.gettempdir()) / "amplify-bench"
@@ -165,6 +176,8 @@ def main() -> None:
         print(json.dumps(bench_synth()), flush=True)
     if "job" in only:
         print(json.dumps(bench_job(cache)), flush=True)
+    if "scenarios" in only:
+        print(json.dumps(bench_scenarios()), flush=True)
 
 
 if __name__ == "__main__":

@@ -184,6 +184,12 @@ class DemoConfig:
     variations: list[str] = field(
         default_factory=lambda: ["rain_day", "fog_day", "snow_day", "clear_dusk", "clear_night"]
     )
+    # Rare events painted into the same windows (docs/SCENARIOS.md), each also under
+    # `scenario_conditions` (a pedestrian crossing at night in rain).
+    scenarios: list[str] = field(
+        default_factory=lambda: ["pedestrian_crossing", "cut_in", "lead_braking"]
+    )
+    scenario_conditions: list[str] = field(default_factory=lambda: ["rain_night"])
 
 
 def _resolve(ref: str):
@@ -353,6 +359,8 @@ def do_demo(cfg: DemoConfig) -> int:
             variations=list(cfg.variations),
             source_conditions=["clear_day", "unknown"],
             max_windows_per_clip=1,
+            scenarios=list(cfg.scenarios),
+            scenario_variations=list(cfg.scenario_conditions),
         ),
         tracking=TrackingConfig(uri=f"sqlite:///{out / 'mlflow.db'}"),
     )

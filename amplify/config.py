@@ -67,6 +67,9 @@ class GenerateConfig:
     # each under the source's own look and under every condition in `variations`.
     scenarios: list[str] = field(default_factory=list)
     scenario_samples: int = 0
+    # The conditions scenario samples are also made under (beside the source's own look):
+    # ["*"] = every one of `variations`; [] = the source's look only.
+    scenario_variations: list[str] = field(default_factory=lambda: ["*"])
     painter: str = "painter"  # the scenario painter checkpoint (checkpoints/wfm/)
     # The ground-plane camera of clips without their own 3D scene (amplify/scenarios/world.py)
     cam_height: float = 1.5
@@ -90,10 +93,19 @@ class GenerateConfig:
         if self.num_gpus < 0:
             raise ConfigError("generate.num_gpus", self.num_gpus, "must be >= 0")
         object.__setattr__(self, "scenarios", [_scenario_entry(e) for e in self.scenarios])
+        if list(self.scenario_variations) != ["*"]:
+            names = [Condition.parse(v, key="generate.scenario_variations").name
+                     for v in self.scenario_variations]  # fmt: skip
+            object.__setattr__(self, "scenario_variations", names)
         if self.scenario_samples < 0:
             raise ConfigError("generate.scenario_samples", self.scenario_samples, "must be >= 0")
         if self.cam_height <= 0 or self.ego_speed < 0:
             raise ConfigError("generate.cam_height", self.cam_height, "and ego_speed must be > 0")
+
+    def scenario_conditions(self) -> list[str]:
+        """The condition names scenario samples are made under (beside the source's look)."""
+        sv = list(self.scenario_variations)
+        return list(self.variations) if sv == ["*"] else sv
 
     @property
     def any_work(self) -> bool:
@@ -111,6 +123,7 @@ class GenerateConfig:
             f"|r{self.refine:g}"
             + (
                 f"|sc{','.join(self.scenarios)}|n{self.scenario_samples}|{self.painter}"
+                f"|sv{','.join(self.scenario_conditions())}"
                 f"|cam{self.cam_height:g},{self.ego_speed:g},{self.horizon:g}"
                 if self.scenarios
                 else ""

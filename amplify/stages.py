@@ -303,6 +303,7 @@ class GenerateTarget:
     seeds: int
     scenarios: tuple[str, ...] = ()  # "name:weight" (GenerateConfig.scenarios)
     scenario_samples: int = 0
+    scenario_variations: tuple[str, ...] = ()  # conditions scenario samples are made under
     camera: tuple[float, float, float] = (1.5, 10.0, -1.0)  # cam_height, ego_speed, horizon
 
 
@@ -379,6 +380,9 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
             for (cond, seed), imgs in zip(requests, images, strict=True):
                 out.add(imgs, cond, seed)
         skipped = []
+        scenario_conditions = [
+            Condition.parse(str(v), target.intensity) for v in target.scenario_variations
+        ]
         for k, spec in enumerate(scenario_specs(target)):
             from amplify.conditions import scenario_id
             from amplify.scenarios.edit import NothingToEdit, render_edit
@@ -391,7 +395,7 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
                 skipped.append(f"{spec.name}: {e}")
                 continue
             maps = render_edit(world, edit)
-            reqs = [(None, k)] + [(c, k) for c in conditions]
+            reqs = [(None, k)] + [(c, k) for c in scenario_conditions]
             images = generator.generate_many(
                 frames, reqs, edit=maps, scenario=scenario_id(spec.name)
             )

@@ -163,6 +163,7 @@ def generate_targets(
                         "seeds": g.seeds,
                         "scenarios": tuple(g.scenarios),
                         "scenario_samples": g.scenario_samples,
+                        "scenario_variations": tuple(g.scenario_conditions()),
                         "camera": (g.cam_height, g.ego_speed, g.horizon),
                     }
                 )
