@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from amplify.conditions import Condition
 from amplify.errors import ConfigError, LabelError, MissingFileError
 from amplify.io.ingest import IngestConfig, Window, read_windows
 from amplify.io.sequence import frame_files
-from amplify.synth.conditions import Condition
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "train_real"

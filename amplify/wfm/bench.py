@@ -16,7 +16,7 @@ import torch
 
 
 def main(argv: list[str]) -> dict:
-    from amplify.synth.conditions import Condition
+    from amplify.conditions import Condition
     from amplify.wfm.generate import Generator
 
     ckpt = argv[0] if argv else "wfm-grade"

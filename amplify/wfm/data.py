@@ -53,11 +53,6 @@ def group_twins(paths: Sequence[Path]) -> dict[str, dict[str, Path]]:
     return scenes
 
 
-def condition_ids(c: Condition) -> tuple[int, int, float]:
-    """`c.ids` (kept for callers of the old name)."""
-    return c.ids
-
-
 def corpus_intensity(folder: Path, default: float = 0.7) -> float:
     """The intensity a synthetic corpus was rendered at (from its `_corpus.json`)."""
     import json

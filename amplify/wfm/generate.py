@@ -40,7 +40,6 @@ from amplify.wfm.checkpoint import (
 )
 from amplify.wfm.config import SOURCE
 from amplify.wfm.controls import extract_controls
-from amplify.wfm.data import condition_ids
 from amplify.wfm.model import WorldModel
 from amplify.wfm.refine import RefineConfig, restore_detail
 from amplify.wfm.sampler import SamplerConfig, sample
@@ -206,7 +205,7 @@ class Generator:
         return {"frames": frames, "pixels": x, "latents": latents, "controls": controls}
 
     def _cond(self, conditions: Sequence[Condition], scenario: int) -> dict[str, torch.Tensor]:
-        ids = [condition_ids(c) for c in conditions]
+        ids = [c.ids for c in conditions]
         B = len(ids)
         return {
             "weather": torch.tensor([w for w, _, _ in ids], device=self.device),

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from amplify.synth.conditions import Condition, all_conditions
+from amplify.conditions import Condition, all_conditions
 from amplify.wfm.config import CONTROLS
 from amplify.wfm.controls import extract_controls
-from amplify.wfm.data import SCENE_CONTROLS, TWIN_CONTROLS, PairBank, condition_ids, encode_latents
+from amplify.wfm.data import SCENE_CONTROLS, TWIN_CONTROLS, PairBank, encode_latents
 from amplify.wfm.fit import GradeBank
 
 
@@ -129,7 +129,7 @@ def bank_from_renders(
             names.append(f"render/{s}")
             if (i + 1) % 8 == 0 or i + 1 == scenes:
                 progress(f"wfm renders: {i + 1}/{scenes} scenes")
-    cond_t = torch.tensor([[*condition_ids(c)[:2], intensity] for c in conds])  # (V, 3)
+    cond_t = torch.tensor([[*c.ids[:2], intensity] for c in conds])  # (V, 3)
     synth = _bank(windows, frm, cond_t, names, labelled=True)
     synth.intensity = torch.full((scenes,), float(intensity))
     tok = tokenizer.to(device)
@@ -141,7 +141,5 @@ def bank_from_renders(
         real_bank = encode_latents(
             real_bank, tok, progress=progress, keep_frames=True, device=device
         )
-        real_conds = torch.tensor(
-            [[*condition_ids(Condition(*name.split("_")))[:2], intensity] for _, name in real]
-        )
+        real_conds = torch.tensor([[*Condition.parse(name).ids[:2], intensity] for _, name in real])
     return GradeBank(synth, real_bank, real_conds, tokenizer=dict(tokenizer_meta))
