@@ -64,6 +64,13 @@ VERBS = [
         "committed jobs, counts and errors of a dataset",
     ),
     Verb(
+        "report",
+        "report",
+        "amplify.report:ReportConfig",
+        "amplify.report:report",
+        "HTML report of a job: source windows and variations playing side by side",
+    ),
+    Verb(
         "export",
         "export",
         "amplify.export.config:ExportConfig",
