@@ -4,6 +4,8 @@
     amplify sheet out=sheet.png seed=S            contact sheet: one scene under every condition
     amplify run input=DIR output=DIR              the amplification job: ingest + variations
     amplify status output=DIR                     committed jobs and counts of a dataset
+    amplify submit input=DIR output=DIR address=URL   the same job on a Ray cluster (Ray Jobs)
+    amplify status|logs|cancel job=ID / amplify list  follow submitted jobs by their Ray job id
     amplify train tokenizer ...                   train the video tokenizer (Ray Train)
     amplify eval tokenizer input=DIR              tokenizer reconstruction quality and speed
     amplify train wfm ... / eval wfm ...          the conditional world model
@@ -61,7 +63,35 @@ VERBS = [
         "status",
         "amplify.cli:StatusConfig",
         "amplify.cli:do_status",
-        "committed jobs, counts and errors of a dataset",
+        "committed jobs, counts and errors of a dataset (output=DIR), or a submitted job (job=ID)",
+    ),
+    Verb(
+        "submit",
+        "submit",
+        "pipelines.submit:SubmitConfig",
+        "pipelines.submit:do_submit",
+        "send the `run` job to a Ray cluster (Ray Jobs, address=http://HOST:8265); prints its id",
+    ),
+    Verb(
+        "logs",
+        "logs",
+        "pipelines.submit:LogsConfig",
+        "pipelines.submit:do_logs",
+        "the output of a submitted job (job=ID, follow=true to stream it)",
+    ),
+    Verb(
+        "cancel",
+        "cancel",
+        "pipelines.submit:CancelConfig",
+        "pipelines.submit:do_cancel",
+        "stop a submitted job (job=ID); nothing it staged is committed",
+    ),
+    Verb(
+        "list",
+        "list",
+        "pipelines.submit:ListConfig",
+        "pipelines.submit:do_list",
+        "the jobs submitted to a Ray cluster, with their state and dataset",
     ),
     Verb(
         "report",
@@ -159,9 +189,16 @@ VERBS = [
 
 @dataclass(frozen=True)
 class StatusConfig:
-    """`amplify status`: what a dataset folder holds."""
+    """`amplify status`: what a dataset folder holds, or where a submitted job is.
+
+    amplify status output=DIR                        committed jobs, counts and errors
+    amplify status job=ID address=http://HOST:8265   a job of `amplify submit`: its state,
+                                                     times, and its dataset once committed
+    """
 
     output: str = "out/dataset"
+    job: str = ""  # a Ray job id (`amplify submit`, `amplify list`): report it instead of output
+    address: str = ""  # with job=: the cluster's dashboard, http://HOST:8265; "" = RAY_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -323,6 +360,10 @@ def print_result(result) -> None:
 
 
 def do_status(cfg: StatusConfig) -> int:
+    if cfg.job:
+        from pipelines.submit import job_status
+
+        return job_status(cfg.job, cfg.address)
     from amplify.dataset.reader import read_table
     from amplify.dataset.writer import read_manifests
 
