@@ -415,6 +415,9 @@ def do_demo(cfg: DemoConfig) -> int:
     result = run_job(run_cfg)
     print()
     print_result(result)
+    page = out / "dataset" / "_reports" / f"{result.job_id}.html"
+    if page.is_file():
+        print(f"html:     {page}  (source and variations playing side by side; open in a browser)")
     print(f"synth:    {sheet}  (the synthetic scene as rendered under every condition)")
     return 0
 
