@@ -262,11 +262,16 @@ def _spec(c: dict, source: bool) -> str:
         ]
         if c.get("checkpoint_sha256"):
             items.append(("checkpoint", c["checkpoint_sha256"][:12]))
+        if c.get("spec"):  # list | grid | sample | scenario (datasets of schema 3 on)
+            items.append(("origin", json.loads(c["spec"]).get("origin", "")))
         if c.get("scenario"):
             params = json.loads(c["scenario_params"] or "{}")
-            scalars = {k: v for k, v in params.items() if isinstance(v, str | int | float)}
             items.append(("scenario", c["scenario"]))
-            items += [(k, f"{v:.3g}" if isinstance(v, float) else v) for k, v in scalars.items()]
+            for k, v in params.items():
+                if isinstance(v, float):
+                    items.append((k, f"{v:.3g}"))
+                elif isinstance(v, str | int):  # lists (added, removed) stay in the JSON below
+                    items.append((k, v[:12] if k.endswith("sha256") else v))
         items += [(label, f"{c[k]:.3f}") for k, label in METRICS.items() if c.get(k) is not None]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
     # The full spec (newer datasets) holds the scenario parameters; older ones have those only.
@@ -276,7 +281,7 @@ def _spec(c: dict, source: bool) -> str:
     extra = ""
     if not source and doc:
         pretty = _e(json.dumps(json.loads(doc), indent=1, sort_keys=True))
-        extra = f"<details><summary>{label} parameters</summary><pre>{pretty}</pre></details>"
+        extra = f"<details><summary>{label} (JSON)</summary><pre>{pretty}</pre></details>"
     return f"<table>{rows}</table>{extra}"
 
 
@@ -286,10 +291,11 @@ PAGE = """<!doctype html>
 body {{ font: 13px system-ui, sans-serif; background: #16181c; color: #ddd; margin: 16px; }}
 h1 {{ font-size: 18px; }} h2 {{ font-size: 14px; margin: 20px 0 6px; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 10px; }}
-figure {{ margin: 0; background: #202329; padding: 6px; border-radius: 4px; }}
+figure {{ margin: 0; background: #202329; padding: 6px; border-radius: 4px; width: {w}px; }}
 figcaption b {{ color: #fff; }} video {{ display: block; background: #000; }}
 table {{ border-collapse: collapse; }} th {{ text-align: left; color: #999; font-weight: normal;
   padding-right: 8px; }} td, th {{ vertical-align: top; }}
+th {{ white-space: nowrap; }} td {{ overflow-wrap: anywhere; }}
 table.list td, table.list th {{ border-bottom: 1px solid #333; padding: 2px 8px 2px 0; }}
 pre {{ max-width: {w}px; max-height: 200px; overflow: auto; font-size: 11px; }}
 .key span {{ padding: 0 4px; }} a {{ color: #8cf; }}
