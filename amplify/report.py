@@ -233,6 +233,11 @@ def _frames_of(index: dict[Path, set[str]], ids: set[str]) -> dict[str, list[dic
     return {k: sorted(v, key=lambda f: f["frame_index"]) for k, v in by_clip.items()}
 
 
+def _card_order(c: dict) -> tuple:
+    """Conditions first, then each scenario under its looks; seeds in order."""
+    return (c["scenario"] or "", c["variation"], c["seed"])
+
+
 def _e(x: object) -> str:
     return html.escape(str(x))
 
@@ -347,13 +352,12 @@ def html_report(
     shutil.rmtree(videos, ignore_errors=True)
     videos.mkdir(parents=True)
     index: dict[Path, set[str]] = {}  # frames file -> the clips it holds (ids only: cheap)
-    for p in committed_files(dataset, "frames"):
+    for p in committed_files(dataset, "frames") if shown else []:
         check_schema(p)
         index[p] = set(pq.read_table(p, columns=["clip_id"]).column("clip_id").to_pylist())
     sections = []
     for w in shown:
-        row = sorted(kids[w["clip_id"]], key=lambda c: (c["scenario"] or "", c["variation"],
-                                                          c["seed"]))  # fmt: skip
+        row = sorted(kids[w["clip_id"]], key=_card_order)
         frames = _frames_of(index, {w["clip_id"], *(c["clip_id"] for c in row)})
         cards = []
         for c in [w, *row]:
