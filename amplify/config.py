@@ -41,6 +41,24 @@ class RayConfig:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """An explicit grid of variations: weathers x times of day x intensities (x `seeds`).
+    Empty weathers and times of day: no grid. Empty intensities: `generate.intensity` alone."""
+
+    weathers: list[str] = field(default_factory=list)
+    times_of_day: list[str] = field(default_factory=list)
+    intensities: list[float] = field(default_factory=list)
+
+    def conditions(self, default_intensity: float) -> list[Condition]:
+        if not self.weathers and not self.times_of_day:
+            return []
+        weathers = self.weathers or ["clear"]
+        times = self.times_of_day or ["day"]
+        return [Condition(w, t, float(i)) for w in weathers for t in times
+                for i in (self.intensities or [default_intensity])]  # fmt: skip
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """Which variations the world model makes of each ingested window (none: ingest only)."""
 
@@ -60,8 +78,26 @@ class GenerateConfig:
     # detail restoration after decoding (amplify.wfm.refine): guided-filter window radius as a
     # share of the frame's short side; 0 = off (default: it hurts night and fog, docs/EVAL.md)
     refine: float = 0.0
+    # The grid of conditions made of every window, beside `variations` (see GridConfig).
+    grid: GridConfig = field(default_factory=GridConfig)
+    # N conditions drawn per window (seeded by the window's id: a rerun draws the same ones):
+    # a condition by `sample_weights` ("rain_night:2", "fog", "night:0.5": a condition, a weather
+    # or a time of day, weight 1 unless given; empty: every condition alike), an intensity
+    # uniform in `sample_intensity`.
+    samples: int = 0
+    sample_weights: list[str] = field(default_factory=list)
+    sample_intensity: list[float] = field(default_factory=lambda: [0.3, 1.0])
+    # Quality metrics of every variation against its source (clips.blur_ssim, edge_f1,
+    # sharpness, cls_score): on `metrics_frames` frames spread over the window (0: all), and
+    # the condition classifier named here ("" = no cls_score).
+    classifier: str = "cond-cls"
+    metrics_frames: int = 5
     actors: int = 1  # model replicas (Ray actors), each loads the model once
     num_gpus: float = 0.0  # per actor; > 0 puts the model on a GPU
+    num_cpus: float = 1.0  # per actor
+    batch_size: int = 1  # windows per actor call
+    # Per window: a generation past it is killed (the model reloads) and the window errors.
+    timeout_s: float = 600.0
     # Scenario templates (amplify.scenarios.library, docs/SCENARIOS.md): "name" or "name:weight".
     # Each window gets `scenario_samples` parameter sets drawn by weight (0: one per template),
     # each under the source's own look and under every condition in `variations`.
@@ -92,6 +128,43 @@ class GenerateConfig:
             raise ConfigError("generate.actors", self.actors, "must be >= 1")
         if self.num_gpus < 0:
             raise ConfigError("generate.num_gpus", self.num_gpus, "must be >= 0")
+        if self.num_cpus <= 0:
+            raise ConfigError("generate.num_cpus", self.num_cpus, "must be > 0")
+        if self.batch_size < 1:
+            raise ConfigError("generate.batch_size", self.batch_size, "must be >= 1")
+        if self.timeout_s <= 0:
+            raise ConfigError("generate.timeout_s", self.timeout_s, "must be > 0")
+        if self.metrics_frames < 0:
+            raise ConfigError("generate.metrics_frames", self.metrics_frames, "must be >= 0")
+        self.grid.conditions(self.intensity)  # ConfigError names a bad weather or time of day
+        for x in self.grid.intensities:
+            if not 0 <= x <= 1:
+                raise ConfigError("generate.grid.intensities", x, "must be in [0, 1]")
+        if self.samples < 0:
+            raise ConfigError("generate.samples", self.samples, "must be >= 0")
+        weights: dict[str, float] = {}
+        for entry in self.sample_weights:
+            name, _, w = str(entry).partition(":")
+            cond = Condition.parse(name.strip(), key="generate.sample_weights").name
+            try:
+                x = float(w) if w else 1.0
+            except ValueError:
+                x = -1.0
+            if not x >= 0:
+                raise ConfigError(
+                    "generate.sample_weights", entry, "a weight after ':' must be >= 0"
+                )
+            weights[cond] = weights.get(cond, 0.0) + x
+        if weights and not sum(weights.values()) > 0:
+            raise ConfigError("generate.sample_weights", self.sample_weights, "all weights are 0")
+        object.__setattr__(
+            self, "sample_weights", [f"{k}:{v:g}" for k, v in sorted(weights.items())]
+        )
+        lo_hi = [float(x) for x in self.sample_intensity]
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1] <= 1:
+            raise ConfigError("generate.sample_intensity", self.sample_intensity,
+                              "must be [low, high] with 0 <= low <= high <= 1")  # fmt: skip
+        object.__setattr__(self, "sample_intensity", lo_hi)
         object.__setattr__(self, "scenarios", [_scenario_entry(e) for e in self.scenarios])
         if list(self.scenario_variations) != ["*"]:
             names = [Condition.parse(v, key="generate.scenario_variations").name
@@ -109,7 +182,10 @@ class GenerateConfig:
 
     @property
     def any_work(self) -> bool:
-        return bool(self.variations or self.scenarios)
+        return bool(self.variations or self.scenarios or self.grid_conditions() or self.samples)
+
+    def grid_conditions(self) -> list[Condition]:
+        return self.grid.conditions(self.intensity)
 
     def scenario_weights(self) -> dict[str, float]:
         return {name: float(w) for name, w in (e.rsplit(":", 1) for e in self.scenarios)}
@@ -128,6 +204,24 @@ class GenerateConfig:
                 if self.scenarios
                 else ""
             )
+            # Joined only when set: the fingerprints (and so the resume keys) of jobs made
+            # before grids and samples existed stay the same.
+            + (
+                f"|g{','.join(f'{c.name}@{c.intensity:g}' for c in self.grid_conditions())}"
+                if self.grid_conditions()
+                else ""
+            )
+            + (
+                f"|n{self.samples}|w{','.join(self.sample_weights)}"
+                f"|i{self.sample_intensity[0]:g},{self.sample_intensity[1]:g}"
+                if self.samples
+                else ""
+            )
+            + (
+                f"|q{self.classifier},{self.metrics_frames}"
+                if self.classifier != "cond-cls" or self.metrics_frames != 5
+                else ""
+            )  # fmt: skip
         )
 
 
@@ -156,6 +250,9 @@ class RunConfig:
     extra_inputs: list[str] = field(default_factory=list)  # more folders or files, same treatment
     job_id: str = ""  # empty: a timestamped id
     validation_fraction: float = 0.1  # of source clips (by content hash), never by window
+    # `amplify run` exits non-zero when more than this share of the job's work (input clips and
+    # generated windows) ended as error rows. The rows and the manifest are committed anyway.
+    max_error_rate: float = 0.1
     ingest: IngestConfig = field(default_factory=IngestConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -168,6 +265,8 @@ class RunConfig:
             raise ConfigError("output", self.output, "give the dataset folder: output=DIR")
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError("validation_fraction", self.validation_fraction, "must be in [0, 1)")
+        if not 0 <= self.max_error_rate <= 1:
+            raise ConfigError("max_error_rate", self.max_error_rate, "must be in [0, 1]")
 
 
 def _thaw(node: DictConfig) -> None:

@@ -1,35 +1,55 @@
 """The job's stages as plain functions over rows (no Ray here; `pipelines/run.py` wires them).
+One numbering, shared by `pipelines/run.py` and README.md ("Following a clip"):
 
-    1 hash_input     path -> content hash (dedupe, resume) or an error row
-    2 ingest_clip    probe + decode + window + labels -> staged `frames`/`clips` parts
-                     (runs in a child process with a time limit: `ingest_clip_isolated`)
-    3 generate_clip  one staged window -> its variations by the world model (labels carried)
+    1 plan      hash_input: a path -> its content hash (HashResult); plan_inputs: dedupe by
+                content, skip what earlier jobs committed -> the clips to ingest (Plan)
+    2 ingest    ingest_clip: probe + decode + window + labels -> staged `frames`/`clips` parts
+                (IngestResult; in a child process with a time limit: ingest_clip_isolated)
+    3 generate  generate_targets: the staged windows to vary; variation_specs: each window's
+                list x grid x samples (+ scenarios); generate_clip: the world model's variations,
+                each with its spec and quality metrics against the source (GenerateResult; in a
+                child process with a time limit: generate_clip_isolated)
+    4 commit    errors part, parts into place, manifest, card (amplify.dataset.writer.commit)
 
 Every failure becomes an error row (clip, stage, error type, message): a job never aborts on a bad
-clip, and every input ends as rows or as an error row.
+clip, and every input ends as rows, as an error row, or in the manifest's list of ignored files.
+Between stages travel paths of staged Parquet parts (encoded images), never decoded video. Each
+stage result is a dataclass; `to_json` / `from_json` is the one place it crosses Ray Data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import math
+import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from amplify.conditions import Condition
+from amplify.conditions import CONDITION_NAMES, Condition
 from amplify.dataset import schema as S
 from amplify.dataset.writer import staging_dir, to_table, write_part
-from amplify.errors import CorruptVideoError, DecodeTimeoutError, InputError
+from amplify.errors import CorruptVideoError, DecodeTimeoutError, DuplicateClipError, InputError
 from amplify.io.ingest import IngestConfig, Window, iter_windows
 from amplify.io.isolated import Crashed, Timeout, call_isolated
 from amplify.io.probe import content_hash, probe
 from amplify.labels import Box, ClipLabels, sidecar_for
 
 WINDOWS_PER_PART = 32  # ~2-3 MB per frames part at 256x128 PNG
+
+
+class GenerateTimeoutError(InputError):
+    """The world model ran past `generate.timeout_s` on one window; its process was killed."""
+
+
+class GenerateCrashedError(InputError):
+    """The process generating one window died (out of memory, a native crash)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,9 @@ class ClipTask:
     split: str
     ingest: IngestConfig
     labels_sha256: str | None = None
+    # The generate fingerprint when the job generates: the manifest's key then also covers the
+    # requested variations, so a rerun asking for others is new work.
+    generate_fp: str = ""
 
     @property
     def source_id(self) -> str:
@@ -50,7 +73,16 @@ class ClipTask:
 
     @property
     def key(self) -> str:
-        return source_key(self.sha256, self.labels_sha256, self.ingest)
+        key = source_key(self.sha256, self.labels_sha256, self.ingest)
+        return f"{key}/{self.generate_fp}" if self.generate_fp else key
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ClipTask:
+        doc = json.loads(text)
+        return cls(**{**doc, "ingest": IngestConfig(**doc["ingest"])})
 
 
 def source_key(sha256: str, labels_sha256: str | None, cfg: IngestConfig) -> str:
@@ -77,30 +109,142 @@ def error_row(
     }
 
 
-# 1. Hash -------------------------------------------------------------------------------------
+# Stage results ------------------------------------------------------------------------------
 
 
-def hash_input(path: str, job_id: str) -> dict:
-    """{path, sha256, labels_sha256} or {path, error}: the file must exist, be readable, non-empty."""
+@dataclass(kw_only=True)
+class StageResult:
+    """What one unit of a stage (a clip, a window) left behind: staged part names per table and
+    counts, or one error row. Results are keyed by path and id, never by position in a batch."""
+
+    path: str
+    status: str = "ok"  # ok | error
+    parts: dict[str, list[str]] = field(default_factory=dict)  # table -> staged part names
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: dict | None = None  # an `errors` row
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls(**json.loads(text))
+
+    def describe(self) -> str:
+        """One log line."""
+        if not self.ok:
+            return f"{self.error['error_type']}: {self.error['message']}"
+        return f"{self._what()} ({self.seconds:.1f} s)"
+
+    def _what(self) -> str:
+        return ", ".join(f"{v} {k}" for k, v in self.counts.items())
+
+
+@dataclass(kw_only=True)
+class HashResult:
+    """Stage 1: an input's content hash (and its label sidecar's), or the error row."""
+
+    path: str
+    sha256: str | None = None
+    labels_sha256: str | None = None
+    error: dict | None = None
+
+
+@dataclass(kw_only=True)
+class IngestResult(StageResult):
+    """Stage 2: one clip's staged windows. counts: windows, frames, boxes."""
+
+    key: str
+    sha256: str
+    meta: dict = field(default_factory=dict)  # container, codec, size, fps of the source
+
+    def _what(self) -> str:
+        c = self.counts
+        return f"{c['windows']} window(s), {c['frames']} frames"
+
+
+@dataclass(kw_only=True)
+class GenerateResult(StageResult):
+    """Stage 3: one window's variations. counts: variations, frames."""
+
+    clip_id: str
+    skipped: str = ""  # scenarios this window had nothing for
+
+    def _what(self) -> str:
+        line = f"window {self.clip_id[:8]}: {self.counts['variations']} variation(s)"
+        return line + (f"; skipped {self.skipped}" if self.skipped else "")
+
+
+# 1. Plan ------------------------------------------------------------------------------------
+
+
+def hash_input(path: str, job_id: str) -> HashResult:
+    """The content hash of one input (and of its label sidecar); the file must exist, be readable,
+    be non-empty, or the result carries its error row."""
     try:
         sidecar = sidecar_for(path)
         labels_sha = content_hash(sidecar) if sidecar is not None else None
-        return {
-            "path": path,
-            "sha256": content_hash(path),
-            "labels_sha256": labels_sha,
-            "error": None,
-        }
-    except InputError as e:
-        return {
-            "path": path,
-            "sha256": None,
-            "labels_sha256": None,
-            "error": error_row(path, "hash", e, job_id),
-        }
-    except OSError as e:
-        row = error_row(path, "hash", e, job_id)
-        return {"path": path, "sha256": None, "labels_sha256": None, "error": row}
+        return HashResult(path=path, sha256=content_hash(path), labels_sha256=labels_sha)
+    except (InputError, OSError) as e:
+        return HashResult(path=path, error=error_row(path, "hash", e, job_id))
+
+
+@dataclass
+class Plan:
+    """Stage 1's outcome: the clips to ingest, the error rows found while planning, and how
+    many inputs earlier jobs already committed."""
+
+    tasks: list[ClipTask] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    skipped: int = 0
+
+
+def plan_inputs(
+    hashed: list[HashResult],
+    done: dict[str, dict],
+    out: str,
+    job_id: str,
+    ingest: IngestConfig,
+    validation_fraction: float,
+    generate_fp: str = "",
+) -> Plan:
+    """Dedupe by content (the first path of a content is ingested, the others become
+    `DuplicateClipError` rows), skip what `done` (committed source keys) holds."""
+    plan = Plan()
+    done_paths = {k.split("/")[0]: v["path"] for k, v in done.items() if "/" in k}  # sha -> path
+    first_path: dict[str, str] = {}
+
+    def add_error(row: dict) -> None:
+        if row["error_id"] in done:
+            plan.skipped += 1
+        else:
+            plan.errors.append(row)
+
+    for r in sorted(hashed, key=lambda r: r.path):
+        if r.error is not None:
+            add_error(r.error)
+            continue
+        sha, path = r.sha256, r.path
+        earlier = first_path.get(sha) or done_paths.get(sha)
+        if earlier is not None and earlier != path:
+            dup = DuplicateClipError(
+                path, f"same content as {earlier}; ingested once, under that name"
+            )
+            add_error(error_row(path, "dedupe", dup, job_id, sha))
+            continue
+        first_path[sha] = path
+        split = S.split_of(S.source_id(sha), validation_fraction)
+        task = ClipTask(path, sha, out, job_id, split, ingest, r.labels_sha256, generate_fp)
+        if task.key in done:
+            plan.skipped += 1
+        else:
+            plan.tasks.append(task)
+    return plan
 
 
 # 2. Ingest -----------------------------------------------------------------------------------
@@ -184,6 +328,11 @@ def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict
         "seed": 0,
         "generator": "source",
         "checkpoint_sha256": None,
+        "spec": None,
+        "blur_ssim": None,
+        "edge_f1": None,
+        "sharpness": None,
+        "cls_score": None,
         "parent_clip_id": None,
         "has_labels": w.labels is not None,
         "num_boxes": n_boxes,
@@ -193,8 +342,8 @@ def window_rows(w: Window, task: ClipTask, meta: dict) -> tuple[list[dict], dict
     return frames, clip
 
 
-def ingest_clip(task: ClipTask) -> dict:
-    """Decode, window and stage one clip. Returns a summary; raises `InputError` on a bad clip.
+def ingest_clip(task: ClipTask) -> IngestResult:
+    """Decode, window and stage one clip; raises `InputError` on a bad clip.
 
     Parts are named `<source_id>-<ingest>-<chunk>.parquet`: deterministic, so a rerun of the same
     clip writes the same files with the same bytes.
@@ -238,21 +387,21 @@ def ingest_clip(task: ClipTask) -> dict:
             flush()
     if clip_rows:
         flush()
-    return {"parts": parts, "counts": counts, "seconds": time.perf_counter() - t0, "meta": meta}
+    return IngestResult(
+        path=task.path, key=task.key, sha256=task.sha256, parts=parts, counts=counts,
+        seconds=time.perf_counter() - t0, meta=meta,
+    )  # fmt: skip
 
 
-def ingest_clip_isolated(task: ClipTask) -> dict:
+def ingest_clip_isolated(task: ClipTask) -> IngestResult:
     """`ingest_clip` in a child process under `task.ingest.decode_timeout_s`.
 
-    Returns {key, path, status: ok|error, parts, counts, seconds, error}. Never raises for a bad
-    clip: a hang, a crash or an `InputError` becomes the `error` row, and its staged parts are
-    removed so nothing half-written is committed.
+    Never raises for a bad clip: a hang, a crash or an `InputError` becomes the result's error
+    row, and its staged parts are removed so nothing half-written is committed.
     """
-    base = {"key": task.key, "path": task.path, "sha256": task.sha256, "parts": {}, "counts": {}}
     t0 = time.perf_counter()
     try:
-        result = call_isolated(ingest_clip, task, timeout=task.ingest.decode_timeout_s)
-        return {**base, **result, "status": "ok", "error": None}
+        return call_isolated(ingest_clip, task, timeout=task.ingest.decode_timeout_s)
     except Timeout:
         exc: BaseException = DecodeTimeoutError(
             task.path,
@@ -267,12 +416,11 @@ def ingest_clip_isolated(task: ClipTask) -> dict:
     except Exception as e:  # a bug: still one error row, never a lost clip
         exc, stage = e, "decode"
     _remove_staged(task)
-    return {
-        **base,
-        "status": "error",
-        "seconds": time.perf_counter() - t0,
-        "error": error_row(task.path, stage, exc, task.job_id, task.sha256),
-    }
+    return IngestResult(
+        path=task.path, key=task.key, sha256=task.sha256, status="error",
+        seconds=time.perf_counter() - t0,
+        error=error_row(task.path, stage, exc, task.job_id, task.sha256),
+    )  # fmt: skip
 
 
 def _remove_staged(task: ClipTask) -> None:
@@ -298,13 +446,167 @@ class GenerateTarget:
     sha256: str
     out: str
     job_id: str
-    variations: tuple[str, ...]
+    variations: tuple[str, ...]  # condition names, each x `seeds`, at `intensity`
     intensity: float
     seeds: int
     scenarios: tuple[str, ...] = ()  # "name:weight" (GenerateConfig.scenarios)
     scenario_samples: int = 0
     scenario_variations: tuple[str, ...] = ()  # conditions scenario samples are made under
     camera: tuple[float, float, float] = (1.5, 10.0, -1.0)  # cam_height, ego_speed, horizon
+    grid: tuple[tuple[str, float], ...] = ()  # (condition, intensity), each x `seeds`
+    samples: int = 0  # conditions drawn per window (see `variation_specs`)
+    sample_weights: tuple[str, ...] = ()  # "condition:weight"; empty: every condition alike
+    sample_intensity: tuple[float, float] = (0.3, 1.0)
+    metrics_frames: int = 5  # frames the quality metrics look at (0: all)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> GenerateTarget:
+        doc = json.loads(text)
+        # JSON has no tuples: put them back, so targets compare and hash as built.
+        for f in dataclasses.fields(cls):
+            if isinstance(doc.get(f.name), list):
+                doc[f.name] = tuple(tuple(x) if isinstance(x, list) else x for x in doc[f.name])
+        return cls(**doc)
+
+
+def generate_targets(g, out: str, job_id: str, result: IngestResult) -> list[GenerateTarget]:
+    """The staged windows of one ingested clip that get variations (`g`: a GenerateConfig):
+    matching file names, source conditions, up to `max_windows_per_clip` windows."""
+    import fnmatch
+
+    import pyarrow.parquet as pq
+
+    if not result.ok or not any(fnmatch.fnmatch(Path(result.path).name, m) for m in g.match):
+        return []
+    stage = staging_dir(out, job_id)
+    targets = []
+    for name in result.parts.get("clips", []):
+        columns = ["clip_id", "window_index", "weather", "time_of_day"]
+        clips = pq.read_table(stage / "clips" / name, columns=columns).to_pylist()
+        for c in sorted(clips, key=lambda c: c["window_index"]):
+            if g.max_windows_per_clip and c["window_index"] >= g.max_windows_per_clip:
+                continue
+            condition = f"{c['weather']}_{c['time_of_day']}" if c["weather"] else "unknown"
+            if g.source_conditions and condition not in g.source_conditions:
+                continue
+            targets.append(
+                GenerateTarget(
+                    frames_part=str(stage / "frames" / name),
+                    clips_part=str(stage / "clips" / name),
+                    clip_id=c["clip_id"], source_path=result.path, sha256=result.sha256,
+                    out=str(out), job_id=job_id, variations=tuple(g.variations),
+                    intensity=g.intensity, seeds=g.seeds, scenarios=tuple(g.scenarios),
+                    scenario_samples=g.scenario_samples,
+                    scenario_variations=tuple(g.scenario_conditions()),
+                    camera=(g.cam_height, g.ego_speed, g.horizon),
+                    grid=tuple((c.name, c.intensity) for c in g.grid_conditions()),
+                    samples=g.samples, sample_weights=tuple(g.sample_weights),
+                    sample_intensity=tuple(g.sample_intensity), metrics_frames=g.metrics_frames,
+                )
+            )  # fmt: skip
+    return targets
+
+
+@dataclass(frozen=True)
+class VariationSpec:
+    """One condition variation of a window: what is asked of the world model, and its name in
+    the dataset (`variation`; with `@intensity` when that is not the job's `intensity`)."""
+
+    condition: Condition
+    seed: int
+    origin: str  # list (generate.variations) | grid | sample
+    variation: str
+
+    def as_dict(self) -> dict:
+        return {"origin": self.origin, "condition": self.condition.name,
+                **self.condition.as_dict(), "seed": self.seed}  # fmt: skip
+
+
+def variation_specs(target: GenerateTarget) -> list[VariationSpec]:
+    """Every condition variation of one window, in order: `variations` x seeds, then the grid x
+    seeds, then `samples` draws (seeded by the window's id: a rerun draws the same ones; sample k
+    has seed k). A (variation, seed) asked twice is made once."""
+
+    def name(c: Condition) -> str:
+        same = math.isclose(c.intensity, target.intensity, abs_tol=1e-9)
+        return c.name if same else f"{c.name}@{c.intensity:g}"
+
+    specs: dict[tuple[str, int], VariationSpec] = {}
+
+    def add(c: Condition, seed: int, origin: str) -> None:
+        specs.setdefault((name(c), seed), VariationSpec(c, seed, origin, name(c)))
+
+    for v in target.variations:
+        for seed in range(target.seeds):
+            add(Condition.parse(str(v), target.intensity), seed, "list")
+    for v, intensity in target.grid:
+        for seed in range(target.seeds):
+            add(Condition.parse(str(v), float(intensity)), seed, "grid")
+    if target.samples:
+        entries = [str(e).rsplit(":", 1) for e in target.sample_weights]
+        names = [n for n, _ in entries] or list(CONDITION_NAMES)
+        w = np.array([float(x) for _, x in entries] or [1.0] * len(names))
+        lo, hi = (float(x) for x in target.sample_intensity)
+        rng = np.random.default_rng([int(target.clip_id.replace("-", "")[:8], 16), 1])
+        for k in range(target.samples):
+            pick = names[int(rng.choice(len(names), p=w / w.sum()))]
+            intensity = round(float(rng.uniform(lo, hi)), 2)
+            add(Condition.parse(pick, intensity), k, "sample")
+    return list(specs.values())
+
+
+def _subsample(n: int, k: int) -> np.ndarray:
+    """`k` frame indices spread over `n` frames, first and last included (all when k == 0)."""
+    if k <= 0 or k >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+@dataclass
+class QualityScorer:
+    """The quality columns of a variation against its source window (amplify.eval.metrics):
+    blur SSIM, edge F1, sharpness ratio, and the classifier's probability for the requested
+    condition (P(weather) x P(time of day), averaged over frames; None without a classifier).
+    On `frames` frames spread over the window: 5 of 17 cost ~0.1 s at 256 x 128."""
+
+    classifier: object | None = None  # amplify.eval.classifier.ConditionClassifier
+    frames: int = 5
+
+    def reference(self, source: np.ndarray) -> _QualityReference:
+        """Per window: the source's subsampled frames and edge maps, computed once."""
+        from amplify.eval.metrics import edge_maps
+
+        idx = _subsample(len(source), self.frames)
+        return _QualityReference(self, idx, source[idx], edge_maps(source[idx]))
+
+
+@dataclass
+class _QualityReference:
+    scorer: QualityScorer
+    idx: np.ndarray
+    source: np.ndarray  # (k, H, W, 3) uint8
+    source_edges: np.ndarray  # (k, H, W) bool
+
+    def score(self, images: np.ndarray, condition: Condition | None) -> dict:
+        from amplify.eval.metrics import blur_ssim, edge_maps, edge_prf_maps, sharpness_ratio
+
+        x = np.asarray(images)[self.idx]
+        cls = None
+        if condition is not None and self.scorer.classifier is not None:
+            from amplify.eval.classifier import classify_clip
+
+            p = classify_clip(self.scorer.classifier, x)
+            cls = p["p_weather"][condition.weather] * p["p_time_of_day"][condition.time_of_day]
+        sharp = sharpness_ratio(x, self.source)
+        return {
+            "blur_ssim": blur_ssim(self.source, x),
+            "edge_f1": edge_prf_maps(self.source_edges, edge_maps(x))["f1"],
+            "sharpness": sharp if math.isfinite(sharp) else None,
+            "cls_score": cls,
+        }
 
 
 def read_clip(frames_part: str, clip_id: str) -> tuple[np.ndarray, list[dict]]:
@@ -344,19 +646,23 @@ def labels_of(rows: list[dict]) -> ClipLabels | None:
     )
 
 
-def generate_clip(generator, target: GenerateTarget) -> dict:
+def generate_clip(
+    generator, target: GenerateTarget, scorer: QualityScorer | None = None
+) -> GenerateResult:
     """Every requested variation of one window: staged `frames`/`clips` parts, or an error row.
 
     A condition variation keeps the source's geometry, so its boxes are the source's boxes
     (labels stay true). A scenario sample edits the window's scene (amplify.scenarios), the
     painter renders the edit, and its rows carry the edited boxes (inserted agents marked
     `is_generated`, removed ones gone), under the source's own look and under each requested
-    condition. Condition columns say what was requested; `parent_clip_id` is the source window.
+    condition. Condition columns say what was requested; `parent_clip_id` is the source window;
+    `spec` is the full request; the quality columns score each variation against the source
+    (`scorer`; None: no classifier score).
     """
     import pyarrow.parquet as pq
 
     t0 = time.perf_counter()
-    base = {"clip_id": target.clip_id, "path": target.source_path, "parts": {}, "counts": {}}
+    scorer = scorer or QualityScorer(frames=target.metrics_frames)
     try:
         frames, rows = read_clip(target.frames_part, target.clip_id)
         (src_clip,) = pq.read_table(
@@ -371,70 +677,72 @@ def generate_clip(generator, target: GenerateTarget) -> dict:
             layout = layout_raster(labels, T, H, W)
         # Variations are encoded like their source (lossless stays lossless).
         fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
-        conditions = [Condition.parse(v, target.intensity) for v in target.variations]
-        frame_rows, clip_rows = [], []
-        out = _VariationRows(generator, target, src_clip, rows, fmt, frame_rows, clip_rows)
-        requests = [(c, seed) for c in conditions for seed in range(target.seeds)]
-        if requests:
+        out = _VariationRows(generator, target, src_clip, rows, fmt, scorer.reference(frames))
+        # 1. Conditions: list x grid x samples, one batch per window.
+        specs = variation_specs(target)
+        if specs:
+            requests = [(s.condition, s.seed) for s in specs]
             images = generator.generate_many(frames, requests, layout=layout)
-            for (cond, seed), imgs in zip(requests, images, strict=True):
-                out.add(imgs, cond, seed)
+            for spec, imgs in zip(specs, images, strict=True):
+                out.add(imgs, spec.condition, spec.seed, spec.variation, spec.as_dict())
+        # 2. Scenarios: each edit painted, then under the source's look and each condition.
         skipped = []
         scenario_conditions = [
             Condition.parse(str(v), target.intensity) for v in target.scenario_variations
         ]
-        for k, spec in enumerate(scenario_specs(target)):
+        for k, sc in enumerate(scenario_specs(target)):
             from amplify.conditions import scenario_id
             from amplify.scenarios.edit import NothingToEdit, render_edit
             from amplify.scenarios.library import template
 
             world = scenario_world(target, src_clip, rows, labels, T, H, W)
             try:
-                edit = template(spec.name).build(spec.params, world)
+                edit = template(sc.name).build(sc.params, world)
             except NothingToEdit as e:
-                skipped.append(f"{spec.name}: {e}")
+                skipped.append(f"{sc.name}: {e}")
                 continue
             maps = render_edit(world, edit)
             reqs = [(None, k)] + [(c, k) for c in scenario_conditions]
-            images = generator.generate_many(
-                frames, reqs, edit=maps, scenario=scenario_id(spec.name)
-            )
-            record = {**spec.params, "added": sorted(int(i) for i in edit.new_ids),
+            images = generator.generate_many(frames, reqs, edit=maps, scenario=scenario_id(sc.name))
+            record = {**sc.params, "added": sorted(int(i) for i in edit.new_ids),
                       "removed": sorted(int(i) for i in edit.gone_ids - edit.new_ids),
                       "world": "scene" if world.exact else "ground_plane",
                       "painter_sha256": generator.painter_sha256}  # fmt: skip
-            for (cond, seed), imgs in zip(reqs, images, strict=True):
-                out.add(imgs, cond, seed, spec.name, record, maps.labels)
+            for cond, seed in reqs:
+                look = cond.name if cond is not None else "source"
+                spec = {"origin": "scenario", "scenario": sc.name, "params": record,
+                        "condition": cond.name if cond else None,
+                        **(cond.as_dict() if cond else {}), "seed": seed}  # fmt: skip
+                out.add(images.pop(0), cond, seed, f"{look}+{sc.name}", spec, maps.labels)
+        # 3. Stage the window's variations as one part (named by the window: a retry or a
+        # rerun writes the same file).
         stage = staging_dir(target.out, target.job_id)
-        name = f"{src_clip['source_id']}-gen-{target.clip_id[:8]}.parquet"
-        parts: dict[str, list[str]] = {"frames": [], "clips": []}
-        if clip_rows:
-            write_part(to_table("frames", frame_rows), stage / "frames" / name)
-            write_part(to_table("clips", clip_rows), stage / "clips" / name)
+        name = generated_part_name(src_clip["source_id"], target.clip_id)
+        parts: dict[str, list[str]] = {}
+        if out.clip_rows:
+            write_part(to_table("frames", out.frame_rows), stage / "frames" / name)
+            write_part(to_table("clips", out.clip_rows), stage / "clips" / name)
             parts = {"frames": [name], "clips": [name]}
-        counts = {"variations": len(clip_rows), "frames": len(frame_rows)}
-        return {
-            **base,
-            "status": "ok",
-            "parts": parts,
-            "counts": counts,
-            "skipped": "; ".join(skipped),  # scenarios this window had nothing for
-            "seconds": time.perf_counter() - t0,
-            "error": None,
-        }
+        return GenerateResult(
+            path=target.source_path, clip_id=target.clip_id, parts=parts,
+            counts={"variations": len(out.clip_rows), "frames": len(out.frame_rows)},
+            skipped="; ".join(skipped), seconds=time.perf_counter() - t0,
+        )  # fmt: skip
     except Exception as exc:  # one window failing never stops the others
-        return {
-            **base,
-            "status": "error",
-            "seconds": time.perf_counter() - t0,
-            "error": error_row(
-                target.source_path,
-                f"generate:{target.clip_id[:8]}",
-                exc,
-                target.job_id,
-                target.sha256,
-            ),
-        }
+        return _generate_error(target, exc, t0)
+
+
+def generated_part_name(source_id: str, clip_id: str) -> str:
+    return f"{source_id}-gen-{clip_id[:8]}.parquet"
+
+
+def _generate_error(target: GenerateTarget, exc: BaseException, t0: float) -> GenerateResult:
+    stage = f"generate:{target.clip_id[:8]}"
+    return GenerateResult(
+        path=target.source_path, clip_id=target.clip_id, status="error",
+        seconds=time.perf_counter() - t0,
+        error=error_row(target.source_path, stage, exc, target.job_id, target.sha256),
+    )  # fmt: skip
 
 
 @dataclass
@@ -446,16 +754,16 @@ class _VariationRows:
     src_clip: dict
     rows: list[dict]
     fmt: str
-    frame_rows: list[dict]
-    clip_rows: list[dict]
+    quality: _QualityReference
+    frame_rows: list[dict] = field(default_factory=list)
+    clip_rows: list[dict] = field(default_factory=list)
 
-    def add(self, images, cond, seed, scenario=None, params=None, labels=None) -> None:
+    def add(self, images, cond, seed, variation, spec, labels=None) -> None:
         src = self.src_clip
-        look = cond.name if cond is not None else "source"
-        variation = look if scenario is None else f"{look}+{scenario}"
+        scenario = spec.get("scenario")
         weather = cond.weather if cond is not None else src["weather"]
         tod = cond.time_of_day if cond is not None else src["time_of_day"]
-        intensity = self.target.intensity if cond is not None else src["intensity"]
+        intensity = cond.intensity if cond is not None else src["intensity"]
         cid = S.clip_id(src["source_id"], src["ingest"], src["window_index"], variation, seed)
         n_boxes = 0
         for r, img in zip(self.rows, images, strict=True):
@@ -480,6 +788,11 @@ class _VariationRows:
                     "intensity": intensity,
                 }
             )
+        # The classifier scores the look that was asked for; the source's own look is scored
+        # against the source's condition when its labels name one.
+        judged = cond
+        if judged is None and src["weather"] and src["time_of_day"]:
+            judged = Condition(src["weather"], src["time_of_day"], src["intensity"] or 0.0)
         gen = self.generator
         self.clip_rows.append(
             {
@@ -490,12 +803,14 @@ class _VariationRows:
                 "time_of_day": tod,
                 "intensity": intensity,
                 "scenario": scenario,
-                "scenario_params": json.dumps(params, sort_keys=True) if params else None,
+                "scenario_params": json.dumps(spec["params"], sort_keys=True) if scenario else None,
                 "seed": seed,
                 "generator": gen.name
                 if scenario is None
                 else f"{gen.name}+painter:{gen.painter_name}",
                 "checkpoint_sha256": gen.checkpoint_sha256,
+                "spec": json.dumps(spec, sort_keys=True),
+                **self.quality.score(images, judged),
                 "parent_clip_id": self.target.clip_id,
                 "has_labels": src["has_labels"] or labels is not None,
                 "num_boxes": n_boxes,
@@ -546,3 +861,98 @@ def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int,
     cam_height, ego_speed, horizon = target.camera
     cam = GroundCamera(cam_height, ego_speed, horizon if horizon >= 0 else None)
     return World.from_clip(T, W, H, fps, labels, cam)
+
+
+# 3b. Generate in a child process: a hung or crashing window never stalls its actor ---------
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What a generate worker loads once: the world model, its tokenizer, the painter and the
+    condition classifier (`classifier` "" = none)."""
+
+    checkpoint: str = "wfm-grade"
+    tokenizer: str = "tok-small"
+    steps: int = 12
+    guidance: float = 2.0
+    refine: float = 0.0
+    painter: str = "painter"
+    device: str = "cpu"
+    classifier: str = "cond-cls"
+    metrics_frames: int = 5
+
+    @classmethod
+    def from_config(cls, g) -> GeneratorSpec:
+        """From a GenerateConfig."""
+        return cls(g.checkpoint, g.tokenizer, g.steps, g.guidance, g.refine, g.painter,
+                   "cuda" if g.num_gpus > 0 else "cpu", g.classifier, g.metrics_frames)  # fmt: skip
+
+    def load(self):
+        """(Generator, QualityScorer)."""
+        from amplify.wfm.generate import Generator
+
+        gen = Generator(self.checkpoint, self.tokenizer, device=self.device, steps=self.steps,
+                        guidance=self.guidance, refine=self.refine, painter=self.painter)  # fmt: skip
+        cls = None
+        if self.classifier:
+            from amplify.eval.classifier import load_classifier
+
+            cls = load_classifier(self.classifier, self.device)
+        return gen, QualityScorer(cls, self.metrics_frames)
+
+
+_loaded: dict[GeneratorSpec, tuple] = {}  # in the child: the models, loaded once
+
+
+def _generate_in_child(spec: GeneratorSpec, target: GenerateTarget) -> GenerateResult:
+    _exit_with_parent()
+    if spec not in _loaded:
+        _loaded.clear()
+        _loaded[spec] = spec.load()
+    gen, scorer = _loaded[spec]
+    return generate_clip(gen, target, scorer)
+
+
+def _exit_with_parent() -> None:
+    """A child whose parent (the Ray worker) was killed exits too, within a second."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+_watching = False
+
+
+def generate_clip_isolated(
+    spec: GeneratorSpec, target: GenerateTarget, timeout_s: float
+) -> GenerateResult:
+    """`generate_clip` in a warm child process (the models load there once) under `timeout_s`.
+
+    Never raises for a bad window: a hang (the child is killed, the models reload on the next
+    window) or a crash becomes the result's error row, and its staged part is removed.
+    """
+    t0 = time.perf_counter()
+    try:
+        return call_isolated(_generate_in_child, spec, target, timeout=timeout_s)
+    except Timeout:
+        exc: BaseException = GenerateTimeoutError(
+            target.source_path,
+            f"window {target.clip_id[:8]}: generation took longer than {timeout_s:g} s; killed",
+        )
+    except Crashed as e:
+        exc = GenerateCrashedError(target.source_path, f"window {target.clip_id[:8]}: {e}")
+    except Exception as e:  # a bug (or a model that does not load): still one error row
+        exc = e
+    name = generated_part_name(S.source_id(target.sha256), target.clip_id)
+    for table in ("frames", "clips"):
+        (staging_dir(target.out, target.job_id) / table / name).unlink(missing_ok=True)
+    return _generate_error(target, exc, t0)

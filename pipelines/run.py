@@ -1,29 +1,35 @@
-"""`amplify run`: the amplification job on Ray Data. In this version it is the ingest job.
+"""`amplify run`: the amplification job on Ray Data, read as its stages. The numbering is the one
+of `amplify.stages` (the stage functions, plain Python, tested without Ray) and README.md:
 
-    0 recover         remove parts an interrupted job left uncommitted
-    1 list + hash     every input file -> content hash, or an error row      (Ray tasks)
-    2 plan            dedupe by content, skip what earlier jobs committed     (driver)
-    3 ingest          probe + decode + window + labels -> staged parts        (Ray tasks, each
-                      clip in a child process with a time limit)
-    4 generate        each staged window x requested variation -> world model (Ray actor pool:
-                      the model loads once per actor; encoded frames on disk between stages)
-    5 commit          errors part, parts into place, manifest, card, MLflow   (driver)
+    1 plan      recover an interrupted job; list the inputs (documents beside them are noted as
+                ignored); hash each (Ray tasks); dedupe by content, skip what is committed
+    2 ingest    probe + decode + window + labels -> staged parts       (Ray tasks; each clip in a
+                                                                       child process, time limit)
+    3 generate  each staged window x its variation specs -> world model + quality metrics
+                (Ray actor pool: `generate.actors` actors of `generate.num_cpus` CPUs and
+                `generate.num_gpus` GPUs, `generate.batch_size` windows per call; each window in
+                a child process under `generate.timeout_s`)
+    4 commit    errors part, parts into place, manifest, card, report, MLflow run   (driver)
 
-The stages themselves are plain functions in `amplify.stages`; this module only wires them.
+Between stages travel staged Parquet parts (encoded images) and small JSON summaries, never
+decoded video; results stream through the driver one at a time into a `JobSummary` (counts,
+part names, the manifest's source map), so the driver's memory does not grow with the clips'
+size. The embedded Ray goes down with its driver, even a `kill -9`ed one (`init_ray`).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
+import subprocess
+import sys
 import time
 import uuid
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from amplify.config import RayConfig, RunConfig
-from amplify.dataset import schema as S
 from amplify.dataset.writer import (
     Manifest,
     commit,
@@ -34,18 +40,25 @@ from amplify.dataset.writer import (
     to_table,
     write_part,
 )
-from amplify.errors import DuplicateClipError
-from amplify.io.ingest import IngestConfig, list_inputs
+from amplify.io.ingest import scan_inputs
 from amplify.stages import (
     ClipTask,
+    GenerateResult,
     GenerateTarget,
-    error_row,
-    generate_clip,
+    GeneratorSpec,
+    HashResult,
+    IngestResult,
+    Plan,
+    StageResult,
+    generate_clip_isolated,
+    generate_targets,
     hash_input,
     ingest_clip_isolated,
-    source_key,
+    plan_inputs,
 )
 from amplify.tracking import job_run, tracking_uri
+
+Log = Callable[[str], None]
 
 
 @dataclass
@@ -57,10 +70,26 @@ class JobResult:
     mlflow_run_id: str | None
     tracking_uri: str | None
     report: str | None = None
+    error_rate: float = 0.0  # error rows / (input clips + generated windows) of this job
+    max_error_rate: float = 1.0
+
+    @property
+    def exit_code(self) -> int:
+        """What `amplify run` exits with: 0, or 1 when the error rate is over `max_error_rate`."""
+        return 0 if self.error_rate <= self.max_error_rate else 1
+
+
+# Ray ----------------------------------------------------------------------------------------
 
 
 def init_ray(cfg: RayConfig) -> None:
-    """Join `cfg.address`, or start an embedded local Ray (reused if this process has one)."""
+    """Join `cfg.address`, or start an embedded local Ray (reused if this process has one).
+
+    Ray starts its GCS and raylet to die with this process (PR_SET_PDEATHSIG), and its workers
+    follow the raylet; its dashboard and runtime-env agents did not (issue 11: alive 30 s after
+    a `kill -9` of the driver). A reaper process outlives the driver and kills what is left of
+    the embedded Ray within a second of the driver's death.
+    """
     import ray
 
     if ray.is_initialized():
@@ -76,343 +105,449 @@ def init_ray(cfg: RayConfig) -> None:
             log_to_driver=False,
             configure_logging=False,
         )
+        start_reaper()
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the job prints one line per clip instead
+    ctx.enable_progress_bars = False  # the job shows its own progress (`Progress`)
     ctx.print_on_execution_start = False
 
 
-def _hash_row(row: dict) -> dict:
-    return hash_input(row["path"], row["job_id"])
-
-
-def _ingest_row(row: dict) -> dict:
-    task = ClipTask(
-        path=row["path"],
-        sha256=row["sha256"],
-        out=row["out"],
-        job_id=row["job_id"],
-        split=row["split"],
-        labels_sha256=row["labels_sha256"],
-        ingest=IngestConfig(**row["ingest"]),
+def start_reaper(pid: int | None = None) -> subprocess.Popen:
+    """A detached process that kills every descendant of process `pid` (this one) once it dies."""
+    pid = pid or os.getpid()
+    code = f"from pipelines.run import reap; reap({pid})"
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives the driver's process group (a Ctrl-C, a kill -PGID)
+        cwd=str(Path(__file__).resolve().parents[1]),
     )
-    result = ingest_clip_isolated(task)
-    result["key"] = row["key"]  # the plan's key also covers the requested variations
-    # Ray Data rows must be Arrow-friendly: nested dicts of scalars and lists are.
-    return {"result": result}
 
 
-class GenerateVariations:
-    """Ray actor: loads the world model once, then makes the variations of one window per row."""
-
-    def __init__(
-        self,
-        checkpoint: str,
-        tokenizer: str,
-        steps: int,
-        guidance: float,
-        device: str,
-        refine: float,
-        painter: str = "painter",
-    ) -> None:
-        from amplify.wfm.generate import Generator
-
-        self.gen = Generator(checkpoint, tokenizer, device=device, steps=steps, guidance=guidance,
-                             refine=refine, painter=painter)  # fmt: skip
-
-    def __call__(self, batch: dict) -> dict:
-        results = []
-        for target in batch["target"]:
-            results.append(generate_clip(self.gen, GenerateTarget(**target)))
-        return {"result": results}
-
-
-def generate_targets(
-    cfg: RunConfig, out: Path, job_id: str, done_sources: list[dict]
-) -> list[dict]:
-    """The staged windows that get variations: matching source names, up to N windows each."""
-    import pyarrow.parquet as pq
-
-    g = cfg.generate
-    stage = staging_dir(out, job_id)
-    targets = []
-    for res in done_sources:
-        if not any(fnmatch.fnmatch(Path(res["path"]).name, m) for m in g.match):
-            continue
-        for name in res["parts"].get("clips", []):
-            columns = ["clip_id", "window_index", "weather", "time_of_day"]
-            clips = pq.read_table(stage / "clips" / name, columns=columns).to_pylist()
-            for c in sorted(clips, key=lambda c: c["window_index"]):
-                if g.max_windows_per_clip and c["window_index"] >= g.max_windows_per_clip:
+def reap(pid: int, interval_s: float = 0.25) -> None:
+    """Remember the process tree under `pid` while it lives; when it dies, SIGKILL what remains of
+    that tree (orphans are reparented to init, so the tree must be remembered, not re-read)."""
+    psutil = ray_psutil()
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    seen: dict[int, float] = {}  # pid -> create time (a reused pid is another process)
+    while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
+        try:
+            for p in root.children(recursive=True):
+                seen.setdefault(p.pid, p.create_time())
+        except psutil.Error:
+            pass
+        time.sleep(interval_s)
+    for _ in range(3):  # a process may still fork while its siblings die
+        for p_pid, created in list(seen.items()):
+            try:
+                p = psutil.Process(p_pid)
+                if p.create_time() != created:
                     continue
-                condition = f"{c['weather']}_{c['time_of_day']}" if c["weather"] else "unknown"
-                if g.source_conditions and condition not in g.source_conditions:
-                    continue
-                targets.append(
-                    {
-                        "frames_part": str(stage / "frames" / name),
-                        "clips_part": str(stage / "clips" / name),
-                        "clip_id": c["clip_id"],
-                        "source_path": res["path"],
-                        "sha256": res["sha256"],
-                        "out": str(out),
-                        "job_id": job_id,
-                        "variations": tuple(g.variations),
-                        "intensity": g.intensity,
-                        "seeds": g.seeds,
-                        "scenarios": tuple(g.scenarios),
-                        "scenario_samples": g.scenario_samples,
-                        "scenario_variations": tuple(g.scenario_conditions()),
-                        "camera": (g.cam_height, g.ego_speed, g.horizon),
-                    }
-                )
-    return targets
+                for kid in p.children(recursive=True):
+                    seen.setdefault(kid.pid, kid.create_time())
+                p.kill()
+            except psutil.Error:
+                pass
+        time.sleep(interval_s)
+
+
+def ray_psutil():
+    """psutil, as Ray bundles it (importing ray puts its third-party folder on the path)."""
+    import importlib
+
+    import ray  # noqa: F401
+
+    return importlib.import_module("psutil")
+
+
+# Progress -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """A stage's progress: a bar on a terminal (tqdm when installed, else one rewritten line)
+    with the per-item lines above it; plain `[i/n ...]` lines through `log` otherwise."""
+
+    def __init__(self, what: str, total: int, log: Log) -> None:
+        self.what, self.total, self.log, self.i = what, total, log, 0
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if log is print and sys.stderr.isatty() and total > 1:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=what, unit="item", leave=False)
+            except ImportError:
+                self.bar = _LineBar(what, total)
+
+    def step(self, line: str) -> None:
+        self.i += 1
+        if self.bar is not None:
+            self.bar.write(line)
+            self.bar.update(1)
+            return
+        dt = time.perf_counter() - self.t0
+        eta = dt / self.i * (self.total - self.i)
+        self.log(f"[{self.what} {self.i}/{self.total}, {dt:.0f} s, eta {eta:.0f} s] {line}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _LineBar:
+    """The bar without tqdm: one line rewritten in place on stderr."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self.what, self.total, self.n = what, total, 0
+
+    def write(self, line: str) -> None:
+        sys.stderr.write("\r\033[K" + line + "\n")
+
+    def update(self, k: int) -> None:
+        self.n += k
+        done = int(30 * self.n / self.total)
+        bar = "#" * done + "." * (30 - done)
+        sys.stderr.write(f"\r{self.what} [{bar}] {self.n}/{self.total}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\r\033[K")
+
+
+# The job's state between stages --------------------------------------------------------------
+
+
+@dataclass
+class JobSummary:
+    """What the driver keeps while results stream by: counts, staged part names, the manifest's
+    source map and the error rows (all small; frames never pass through the driver)."""
+
+    job_id: str
+    out: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    staged: dict[str, list[str]] = field(default_factory=lambda: {"frames": [], "clips": []})
+    sources: dict[str, dict] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    work: int = 0  # units that could fail: input clips planned + windows sent to generate
+
+    def record(self, result: StageResult) -> None:
+        """One stage result, either stage: its parts, its counts, or its error row."""
+        if result.ok:
+            for table, names in result.parts.items():
+                self.staged.setdefault(table, []).extend(names)
+        else:
+            self.errors.append(result.error)
+        if isinstance(result, IngestResult):
+            if result.ok:
+                self.add("clips_ok", 1)
+                for k in ("windows", "frames", "boxes"):
+                    self.add(k, result.counts[k])
+                self.sources[result.key] = {"path": result.path, "status": "ok",
+                                            "windows": result.counts["windows"]}  # fmt: skip
+            else:  # the same content with the same labels fails the same way: a rerun skips it
+                self.sources[result.key] = {"path": result.path, "status": "error",
+                                            "error_id": result.error["error_id"]}  # fmt: skip
+        elif isinstance(result, GenerateResult) and result.ok:
+            self.add("variations", result.counts["variations"])
+            self.add("generated_frames", result.counts["frames"])
+
+    def add(self, key: str, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    @property
+    def error_rate(self) -> float:
+        return len(self.errors) / self.work if self.work else 0.0
 
 
 def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def run_job(cfg: RunConfig, log=print) -> JobResult:
-    import ray.data
+# The job -------------------------------------------------------------------------------------
 
+
+def run_job(cfg: RunConfig, log: Log = print) -> JobResult:
+    """Plan, ingest, generate, commit (module docstring)."""
     t_start = time.perf_counter()
     out = Path(cfg.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    job_id = cfg.job_id or new_job_id()
-    timings: dict[str, float] = {}
+    job = JobSummary(job_id=cfg.job_id or new_job_id(), out=out)
+    for k in ("inputs", "ignored", "skipped", "clips_ok", "windows", "frames", "boxes",
+              "variations", "generated_frames"):  # fmt: skip
+        job.counts[k] = 0
+    check_models(cfg)  # fail before any work, not in an actor an hour in
 
-    if cfg.generate.any_work:  # fail before any work, not in an actor an hour in
-        from amplify.tokenizer.checkpoint import resolve_checkpoint as tokenizer_file
-        from amplify.wfm.checkpoint import resolve_checkpoint as wfm_file
+    plan = run_plan(cfg, job, log)
+    targets = run_ingest(cfg, job, plan.tasks, log)
+    run_generate(cfg, job, targets, log)
+    return run_commit(cfg, job, t_start, log)
 
-        wfm_file(cfg.generate.checkpoint)
-        tokenizer_file(cfg.generate.tokenizer)
-        if cfg.generate.scenarios:
-            wfm_file(cfg.generate.painter)
 
-    # 0. Recover from an interrupted job.
-    recover(out, log=log)
+def check_models(cfg: RunConfig) -> None:
+    g = cfg.generate
+    if not g.any_work:
+        return
+    from amplify.tokenizer.checkpoint import resolve_checkpoint as tokenizer_file
+    from amplify.wfm.checkpoint import resolve_checkpoint as wfm_file
 
-    # 1. List and hash.
-    inputs = [str(p) for root in [cfg.input, *cfg.extra_inputs] for p in list_inputs(root)]
-    log(f"job {job_id}: {len(inputs)} input file(s) -> {out}")
+    wfm_file(g.checkpoint)
+    tokenizer_file(g.tokenizer)
+    if g.scenarios:
+        wfm_file(g.painter)
+    if g.classifier:
+        from amplify.eval.classifier import load_classifier
+
+        load_classifier(g.classifier)
+
+
+def run_plan(cfg: RunConfig, job: JobSummary, log: Log) -> Plan:
+    """1. Plan: recover, list, hash (Ray tasks), dedupe and skip committed (driver)."""
+    import ray.data
+
+    recover(job.out, log=log)
+    inputs: list[str] = []
+    for root in [cfg.input, *cfg.extra_inputs]:
+        listing = scan_inputs(root)
+        inputs += [str(p) for p in listing.inputs]
+        job.ignored += [str(p) for p in listing.ignored]
+    job.counts["inputs"], job.counts["ignored"] = len(inputs), len(job.ignored)
+    log(f"job {job.job_id}: {len(inputs)} input(s) -> {job.out}")
+    if job.ignored:
+        names = ", ".join(Path(p).name for p in job.ignored[:10])
+        more = f" and {len(job.ignored) - 10} more" if len(job.ignored) > 10 else ""
+        log(f"ignored {len(job.ignored)} non-media file(s): {names}{more}")
     init_ray(cfg.ray)
     t = time.perf_counter()
-    hashed = []
+    hashed: list[HashResult] = []
     if inputs:
-        hashed = (
-            ray.data.from_items([{"path": p, "job_id": job_id} for p in inputs])
-            .map(_hash_row)
-            .take_all()
-        )
-    hashed.sort(key=lambda r: r["path"])
-    timings["hash_s"] = time.perf_counter() - t
+        # A few blocks, not one per file: hashing is I/O bound and a task costs ~ms to schedule.
+        blocks = min(len(inputs), 4 * max(1, int(ray.available_resources().get("CPU", 1))))
+        items = [{"path": p, "job_id": job.job_id} for p in inputs]
+        rows = ray.data.from_items(items, override_num_blocks=blocks).map(_hash_row).iter_rows()
+        hashed = [HashResult(**_json_row(r)) for r in rows]
+    job.timings["hash_s"] = time.perf_counter() - t
+    g = cfg.generate
+    plan = plan_inputs(hashed, committed_sources(job.out), str(job.out), job.job_id, cfg.ingest,
+                       cfg.validation_fraction, g.fingerprint() if g.any_work else "")  # fmt: skip
+    job.errors += plan.errors
+    job.counts["skipped"] = plan.skipped
+    job.work += len(plan.tasks) + len(plan.errors)
+    if plan.skipped:
+        log(f"skipping {plan.skipped} input(s) committed by earlier jobs")
+    return plan
 
-    # 2. Plan: dedupe by content, skip committed sources.
-    done = committed_sources(out)
-    done_paths = {k.split("/")[0]: v["path"] for k, v in done.items() if "/" in k}  # sha -> path
-    errors: list[dict] = []
-    tasks: list[dict] = []
-    first_path: dict[str, str] = {}
-    skipped = 0
-    for r in hashed:
-        if r["error"] is not None:
-            if r["error"]["error_id"] in done:
-                skipped += 1
-            else:
-                errors.append(r["error"])
-            continue
-        sha, path = r["sha256"], r["path"]
-        key = source_key(sha, r["labels_sha256"], cfg.ingest) + (
-            f"/{cfg.generate.fingerprint()}" if cfg.generate.any_work else ""
-        )
-        earlier = first_path.get(sha) or done_paths.get(sha)
-        if earlier is not None and earlier != path:
-            dup = DuplicateClipError(
-                path, f"same content as {earlier}; ingested once, under that name"
-            )
-            row = error_row(path, "dedupe", dup, job_id, sha)
-            if row["error_id"] in done:
-                skipped += 1
-            else:
-                errors.append(row)
-            continue
-        first_path[sha] = path
-        if key in done:
-            skipped += 1
-            continue
-        tasks.append(
-            {
-                "path": path,
-                "sha256": sha,
-                "labels_sha256": r["labels_sha256"],
-                "key": key,
-                "out": str(out),
-                "job_id": job_id,
-                "split": S.split_of(S.source_id(sha), cfg.validation_fraction),
-                "ingest": asdict(cfg.ingest),
-            }
-        )
-    if skipped:
-        log(f"skipping {skipped} input(s) committed by earlier jobs")
 
-    # 3. Ingest, streaming: one line per clip as it finishes.
+def run_ingest(
+    cfg: RunConfig, job: JobSummary, tasks: list[ClipTask], log: Log
+) -> list[GenerateTarget]:
+    """2. Ingest (Ray tasks), streaming: each clip's result as it finishes. Returns the staged
+    windows that get variations (read from each clip's staged `clips` part as it lands)."""
+    import ray.data
+
     t = time.perf_counter()
-    staged: dict[str, list[str]] = {"frames": [], "clips": []}
-    sources: dict[str, dict] = {}
-    counts = {
-        "inputs": len(inputs),
-        "skipped": skipped,
-        "clips_ok": 0,
-        "windows": 0,
-        "frames": 0,
-        "boxes": 0,
-        "variations": 0,
-        "generated_frames": 0,
-    }
-    ok_sources: list[dict] = []
+    targets: list[GenerateTarget] = []
     if tasks:
         with warnings.catch_warnings():
             # Ray Data retries a dying task forever by default; an explicit limit has no named
             # parameter in 2.60 (only the deprecated **ray_remote_args). Per-clip failures never
             # reach Ray: `ingest_clip_isolated` turns them into error rows.
             warnings.simplefilter("ignore", DeprecationWarning)
-            ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map(
-                _ingest_row, num_cpus=1, max_retries=2
-            )
-        for i, row in enumerate(ds.iter_rows(), 1):
-            res = row["result"]
-            name = Path(res["path"]).name
-            if res["status"] == "ok":
-                c = res["counts"]
-                counts["clips_ok"] += 1
-                for k in ("windows", "frames", "boxes"):
-                    counts[k] += c[k]
-                for table, names in res["parts"].items():
-                    staged[table] += list(names)
-                ok_sources.append(res)
-                sources[res["key"]] = {"path": res["path"], "status": "ok", "windows": c["windows"]}
-                log(
-                    f"[{i}/{len(tasks)}] {name}: {c['windows']} window(s), {c['frames']} frames ({res['seconds']:.1f} s)"
-                )
-            else:
-                errors.append(res["error"])
-                # The same content with the same labels fails the same way: a rerun skips it.
-                sources[res["key"]] = {
-                    "path": res["path"],
-                    "status": "error",
-                    "error_id": res["error"]["error_id"],
-                }
-                log(
-                    f"[{i}/{len(tasks)}] {name}: {res['error']['error_type']}: {res['error']['message']}"
-                )
-    timings["ingest_s"] = time.perf_counter() - t
+            ds = ray.data.from_items(
+                [{"task": task.to_json()} for task in tasks], override_num_blocks=len(tasks)
+            ).map(_ingest_row, num_cpus=1, max_retries=2)
+        results = (IngestResult.from_json(r["result"]) for r in ds.iter_rows())
+        for res in _stream("ingest", results, len(tasks), job, log):
+            if cfg.generate.any_work:
+                targets += generate_targets(cfg.generate, str(job.out), job.job_id, res)
+    job.timings["ingest_s"] = time.perf_counter() - t
+    return targets
 
-    # 4. Generate: the world model makes each requested variation of each staged window.
+
+def run_generate(cfg: RunConfig, job: JobSummary, targets: list[GenerateTarget], log: Log) -> None:
+    """3. Generate (Ray actor pool), streaming: each window's variations as they finish."""
+    import ray.data
+
+    if not targets:
+        return
     g = cfg.generate
-    targets = generate_targets(cfg, out, job_id, ok_sources) if g.any_work else []
-    if targets:
-        t = time.perf_counter()
-        log(
-            f"generate: {len(targets)} window(s) x {len(g.variations)} variation(s) x {g.seeds} seed(s) with {g.checkpoint}"
-            + (f"; scenarios {', '.join(g.scenarios)} with {g.painter}" if g.scenarios else "")
+    t = time.perf_counter()
+    job.work += len(targets)
+    log(
+        f"generate: {len(targets)} window(s) with {g.checkpoint}: "
+        + ", ".join(
+            part
+            for part in (
+                f"{len(g.variations)} condition(s) x {g.seeds} seed(s)" if g.variations else "",
+                f"a grid of {len(g.grid_conditions())} x {g.seeds} seed(s)"
+                if g.grid_conditions()
+                else "",
+                f"{g.samples} sampled condition(s)" if g.samples else "",
+                f"scenarios {', '.join(g.scenarios)} with {g.painter}" if g.scenarios else "",
+            )
+            if part
         )
-        device = "cuda" if g.num_gpus > 0 else "cpu"
-        ds = ray.data.from_items(
-            [{"target": tg} for tg in targets], override_num_blocks=len(targets)
-        )
-        ds = ds.map_batches(
-            GenerateVariations,
-            fn_constructor_kwargs={
-                "checkpoint": g.checkpoint,
-                "tokenizer": g.tokenizer,
-                "steps": g.steps,
-                "guidance": g.guidance,
-                "refine": g.refine,
-                "painter": g.painter,
-                "device": device,
-            },
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=g.actors),
-            num_gpus=g.num_gpus,
-            num_cpus=1,
-        )
-        for i, row in enumerate(ds.iter_rows(), 1):
-            res = row["result"]
-            name = Path(res["path"]).name
-            if res["status"] == "ok":
-                counts["variations"] += res["counts"]["variations"]
-                counts["generated_frames"] += res["counts"]["frames"]
-                for table, names in res["parts"].items():
-                    staged[table] += list(names)
-                log(
-                    f"[{i}/{len(targets)}] {name} window {res['clip_id'][:8]}: {res['counts']['variations']} variation(s) ({res['seconds']:.1f} s)"
-                    + (f"; skipped {res['skipped']}" if res.get("skipped") else "")
-                )
-            else:
-                errors.append(res["error"])
-                log(
-                    f"[{i}/{len(targets)}] {name}: {res['error']['error_type']}: {res['error']['message']}"
-                )
-        timings["generate_s"] = time.perf_counter() - t
-        if counts["variations"]:
-            timings["s_per_variation"] = timings["generate_s"] / counts["variations"]
+    )
+    ds = ray.data.from_items(
+        [{"target": tg.to_json()} for tg in targets], override_num_blocks=len(targets)
+    ).map_batches(
+        GenerateVariations,
+        fn_constructor_kwargs={"spec": GeneratorSpec.from_config(g), "timeout_s": g.timeout_s},
+        batch_size=g.batch_size,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=g.actors),
+        num_gpus=g.num_gpus,
+        num_cpus=g.num_cpus,
+    )
+    results = (GenerateResult.from_json(r["result"]) for r in ds.iter_rows())
+    for _ in _stream("generate", results, len(targets), job, log):
+        pass
+    job.timings["generate_s"] = time.perf_counter() - t
+    if job.counts["variations"]:
+        job.timings["s_per_variation"] = job.timings["generate_s"] / job.counts["variations"]
 
-    # 5. Commit.
-    for e in errors:
-        sources[e["error_id"]] = {
-            "path": e["source_path"],
-            "status": "error",
-            "error_type": e["error_type"],
-        }
-    if errors:
-        name = f"{job_id}.parquet"
-        write_part(to_table("errors", errors), staging_dir(out, job_id) / "errors" / name)
-        staged["errors"] = [name]
-    counts["errors"] = len(errors)
-    timings["total_s"] = time.perf_counter() - t_start
+
+def run_commit(cfg: RunConfig, job: JobSummary, t_start: float, log: Log) -> JobResult:
+    """4. Commit: the errors part, the staged parts into place, the manifest (the commit point),
+    the card, the report, one MLflow run."""
+    for e in job.errors:
+        job.sources[e["error_id"]] = {"path": e["source_path"], "status": "error",
+                                      "error_type": e["error_type"]}  # fmt: skip
+    if job.errors:
+        name = f"{job.job_id}.parquet"
+        write_part(
+            to_table("errors", job.errors), staging_dir(job.out, job.job_id) / "errors" / name
+        )
+        job.staged["errors"] = [name]
+    counts = {**job.counts, "errors": len(job.errors)}
+    job.timings["total_s"] = time.perf_counter() - t_start
     manifest = Manifest(
-        job_id=job_id,
+        job_id=job.job_id,
         created=now_iso(),
         config=asdict(cfg),
-        sources=sources,
+        sources=job.sources,
         counts=counts,
-        timings={k: round(v, 3) for k, v in timings.items()},
+        timings={k: round(v, 3) for k, v in job.timings.items()},
+        ignored=job.ignored,
     )
-    run_id = None
-    with job_run(cfg.tracking, f"run {job_id}", cfg, {"job_id": job_id, "output": str(out)}) as run:
-        mpath = commit(out, manifest, {k: v for k, v in staged.items() if v})
-        report = None
+    run_id, report = None, None
+    tags = {"job_id": job.job_id, "output": str(job.out)}
+    with job_run(cfg.tracking, f"run {job.job_id}", cfg, tags) as run:
+        mpath = commit(job.out, manifest, {k: v for k, v in job.staged.items() if v})
         if counts["variations"]:
-            from amplify.report import variations_sheet
-
-            report = variations_sheet(out, out / "_reports" / f"{job_id}.png")
+            report = write_report(job.out, job.job_id)
         if run is not None:
-            import mlflow
-
-            mlflow.log_metrics({f"count.{k}": float(v) for k, v in counts.items()})
-            mlflow.log_metrics({f"time.{k}": float(v) for k, v in timings.items()})
-            if counts["frames"] and timings["ingest_s"] > 0:
-                mlflow.log_metric("ingest_frames_per_s", counts["frames"] / timings["ingest_s"])
-            mlflow.log_artifact(str(mpath), artifact_path="manifest")
-            mlflow.log_artifact(str(out / "README.md"), artifact_path="dataset")
-            if report is not None:
-                mlflow.log_artifact(str(report), artifact_path="report")
-            mlflow.set_tag("dataset", str(out))
+            log_run(job, counts, mpath, report)
             run_id = run.info.run_id
+    rate = job.error_rate
     log(
-        f"job {job_id} committed: {counts['clips_ok']} clip(s) -> {counts['windows']} window(s), "
-        f"{counts['frames']} frames, {counts['variations']} variation(s); {counts['errors']} "
-        f"error(s); {counts['skipped']} skipped ({timings['total_s']:.1f} s)"
+        f"job {job.job_id} committed: {counts['clips_ok']} clip(s) -> {counts['windows']} "
+        f"window(s), {counts['frames']} frames, {counts['variations']} variation(s); "
+        f"{counts['errors']} error(s) ({100 * rate:.0f}% of the work; max "
+        f"{100 * cfg.max_error_rate:.0f}%); {counts['skipped']} skipped; {counts['ignored']} "
+        f"ignored ({job.timings['total_s']:.1f} s)"
     )
     return JobResult(
-        job_id=job_id,
-        output=str(out),
+        job_id=job.job_id,
+        output=str(job.out),
         manifest=str(mpath),
         counts=counts,
         mlflow_run_id=run_id,
         tracking_uri=tracking_uri(cfg.tracking) if cfg.tracking.enabled else None,
         report=str(report) if report is not None else None,
+        error_rate=rate,
+        max_error_rate=cfg.max_error_rate,
     )
+
+
+def write_report(out: Path, job_id: str) -> Path | None:
+    """The job's visual report (amplify.report): the HTML page when that module has one, else
+    the contact sheet of middle frames."""
+    from amplify import report
+
+    if hasattr(report, "job_report"):
+        return report.job_report(out, job_id)
+    return report.variations_sheet(out, out / "_reports" / f"{job_id}.png")
+
+
+def log_run(job: JobSummary, counts: dict, manifest: Path, report: Path | None) -> None:
+    import mlflow
+
+    mlflow.log_metrics({f"count.{k}": float(v) for k, v in counts.items()})
+    mlflow.log_metrics({f"time.{k}": float(v) for k, v in job.timings.items()})
+    mlflow.log_metric("error_rate", job.error_rate)
+    if counts["frames"] and job.timings.get("ingest_s", 0) > 0:
+        mlflow.log_metric("ingest_frames_per_s", counts["frames"] / job.timings["ingest_s"])
+    mlflow.log_artifact(str(manifest), artifact_path="manifest")
+    mlflow.log_artifact(str(job.out / "README.md"), artifact_path="dataset")
+    if report is not None:
+        mlflow.log_artifact(str(report), artifact_path="report")
+    mlflow.set_tag("dataset", str(job.out))
+
+
+def _stream(
+    what: str, results: Iterable[StageResult], total: int, job: JobSummary, log: Log
+) -> Iterable[StageResult]:
+    """The one result loop of both stages: record each result, show progress, pass it on."""
+    progress = Progress(what, total, log)
+    try:
+        for res in results:
+            job.record(res)
+            progress.step(f"{Path(res.path).name}: {res.describe()}")
+            yield res
+    finally:
+        progress.close()
+
+
+# Ray Data boundary: rows carry JSON strings; the stages see dataclasses -----------------------
+
+
+def _json_row(row: dict) -> dict:
+    import json
+
+    return json.loads(row["result"])
+
+
+def _hash_row(row: dict) -> dict:
+    import json
+
+    return {"result": json.dumps(asdict(hash_input(row["path"], row["job_id"])))}
+
+
+def _ingest_row(row: dict) -> dict:
+    return {"result": ingest_clip_isolated(ClipTask.from_json(row["task"])).to_json()}
+
+
+class GenerateVariations:
+    """Ray actor: one generate worker. The models load once, in the worker's child process
+    (`generate_clip_isolated`), which a hung or crashed window takes down instead of the actor."""
+
+    def __init__(self, spec: GeneratorSpec, timeout_s: float) -> None:
+        self.spec, self.timeout_s = spec, timeout_s
+
+    def __call__(self, batch: dict) -> dict:
+        results = []
+        for text in batch["target"]:
+            target = GenerateTarget.from_json(str(text))
+            results.append(generate_clip_isolated(self.spec, target, self.timeout_s).to_json())
+        return {"result": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipelines.run key=value ...`: the job, exiting 1 past `max_error_rate`."""
+    from amplify.config import load_config
+
+    cfg = load_config("run", RunConfig, list(sys.argv[1:] if argv is None else argv))
+    result = run_job(cfg)
+    print(f"dataset:  {result.output}\nmanifest: {result.manifest}")
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

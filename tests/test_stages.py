@@ -45,7 +45,7 @@ def test_generate_clip_without_ray(tmp_path, grade_checkpoints):
     task = ClipTask(str(video), sha, str(tmp_path / "ds"), "job1", "train", ing)
     staged = ingest_clip(task)
     stage = staging_dir(task.out, task.job_id)
-    part = staged["parts"]["clips"][0]
+    part = staged.parts["clips"][0]
     (clip_id,) = pq.read_table(stage / "clips" / part, columns=["clip_id"]).column(0).to_pylist()
     gen = Generator(*grade_checkpoints)
     target = GenerateTarget(
@@ -54,9 +54,9 @@ def test_generate_clip_without_ray(tmp_path, grade_checkpoints):
         variations=("rain_day", "clear_night"), intensity=0.7, seeds=1,
     )  # fmt: skip
     result = generate_clip(gen, target)
-    assert result["status"] == "ok", result["error"]
-    assert result["counts"] == {"variations": 2, "frames": 2 * 9}
-    (name,) = result["parts"]["clips"]
+    assert result.ok, result.error
+    assert result.counts == {"variations": 2, "frames": 2 * 9}
+    (name,) = result.parts["clips"]
     rows = pq.read_table(stage / "clips" / name).to_pylist()
     assert sorted(r["variation"] for r in rows) == ["clear_night", "rain_day"]  # parts sort by id
     assert all(r["generator"] == gen.name and r["parent_clip_id"] == clip_id for r in rows)

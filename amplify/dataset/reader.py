@@ -1,5 +1,7 @@
 """Read a committed dataset back: only files a manifest lists, each checked against the schema
-version this code knows (`SchemaError` names the file and both versions)."""
+versions this code knows (`SchemaError` names the file and both versions). Files of an older
+readable version (`READABLE_VERSIONS`) lack only nullable columns: they are read with those
+columns as nulls, so one job's rerun over an older dataset reads as one table."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from amplify.dataset.schema import SCHEMA_VERSION, TABLES
+from amplify.dataset.schema import READABLE_VERSIONS, SCHEMA_VERSION, TABLES, schema_for
 from amplify.dataset.writer import read_manifests
 from amplify.errors import SchemaError
 
@@ -21,10 +23,11 @@ def check_schema(path: str | Path) -> dict:
     if raw is None:
         raise SchemaError(f"{path}: not an amplify dataset file (no 'amplify' schema metadata)")
     doc = json.loads(raw)
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in READABLE_VERSIONS:
         raise SchemaError(
             f"{path}: schema version {doc.get('schema_version')} but this reader knows "
-            f"{SCHEMA_VERSION}; rewrite the dataset or use a matching amplify version"
+            f"{SCHEMA_VERSION} (and reads {list(READABLE_VERSIONS)}); rewrite the dataset or use "
+            "a matching amplify version"
         )
     return doc
 
@@ -39,13 +42,24 @@ def committed_files(out: str | Path, table: str) -> list[Path]:
 def read_table(out: str | Path, table: str, columns: list[str] | None = None) -> pa.Table:
     """All committed rows of `table` (optionally only `columns`), schema-checked."""
     files = committed_files(out, table)
+    schema = schema_for(table)
+    if columns:
+        schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+    parts = []
     for f in files:
-        check_schema(f)
-    if not files:
-        from amplify.dataset.schema import schema_for
-
-        schema = schema_for(table)
-        if columns:
-            schema = pa.schema([schema.field(c) for c in columns])
+        doc = check_schema(f)
+        if doc["schema_version"] == SCHEMA_VERSION:
+            parts.append(pq.read_table(f, columns=columns))
+        else:
+            parts.append(_upgrade(f, schema))
+    if not parts:
         return schema.empty_table()
-    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    return pa.concat_tables(parts)
+
+
+def _upgrade(path: Path, schema: pa.Schema) -> pa.Table:
+    """A file of an older readable version as `schema`: its columns, nulls for the new ones."""
+    have = set(pq.read_schema(path).names)
+    t = pq.read_table(path, columns=[n for n in schema.names if n in have])
+    cols = [t.column(f.name) if f.name in have else pa.nulls(t.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)

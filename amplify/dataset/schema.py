@@ -11,7 +11,9 @@ import uuid
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: boxes.is_generated, clips.scenario_params (scenarios)
+SCHEMA_VERSION = 3  # 2: boxes.is_generated, clips.scenario_params; 3: clips.spec + quality metrics
+# Older versions this code still reads: each only lacks nullable columns, read as null.
+READABLE_VERSIONS = (2, 3)
 TABLES = ("frames", "clips", "errors")
 # Namespace of every id: uuid5(NAMESPACE, ...) is stable across machines and runs.
 NAMESPACE = uuid.UUID("6f1c1d7e-2d3b-5a8e-9c40-61a3e2b7a0d1")
@@ -71,6 +73,15 @@ CLIPS = pa.schema(
         ("seed", pa.int64()),
         ("generator", pa.string()),  # "source" for ingested clips, else the model name
         ("checkpoint_sha256", pa.string()),  # null for "source"
+        # JSON: the full variation spec (condition, intensity, seed, origin list|grid|sample|
+        # scenario, scenario parameters); null for "source". What a rerun would ask for again.
+        ("spec", pa.string()),
+        # Quality against the source window (amplify.eval.metrics, on a subsample of frames;
+        # null for "source"): a training job filters on these.
+        ("blur_ssim", pa.float32()),  # SSIM after a sigma-4 blur: structure kept (1 = same)
+        ("edge_f1", pa.float32()),  # Canny-like edges matched within 2 px
+        ("sharpness", pa.float32()),  # Laplacian variance / the source's (1 = as sharp)
+        ("cls_score", pa.float32()),  # condition classifier: P(weather) x P(time of day)
         ("parent_clip_id", pa.string()),  # lineage: the clip a variation was made from
         ("has_labels", pa.bool_()),
         ("num_boxes", pa.int32()),

@@ -63,6 +63,8 @@ class Manifest:
     sources: dict[str, dict] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Inputs that were no media and no label sidecar (a README.md, notes.txt): not error rows.
+    ignored: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

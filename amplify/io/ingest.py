@@ -103,6 +103,29 @@ class IngestConfig:
         )
 
 
+# Documents that sit beside clips (a README, notes, a config): listed as ignored, not errors.
+# A `.json` here is no label sidecar (`is_sidecar` takes those first).
+IGNORED_EXTENSIONS = (".md", ".txt", ".json", ".rst", ".yaml", ".yml", ".csv", ".pdf", ".html")
+
+
+@dataclass(frozen=True)
+class InputListing:
+    """The inputs of a job's folder, and the documents in it that no stage reads."""
+
+    inputs: list[Path]
+    ignored: list[Path]
+
+
+def scan_inputs(root: str | Path) -> InputListing:
+    """`list_inputs`, with the documents (`IGNORED_EXTENSIONS`) set apart as ignored. Anything
+    else stays an input: a job must account for it as rows or as an error row."""
+    inputs, ignored = [], []
+    for p in list_inputs(root):
+        is_doc = p.suffix.lower() in IGNORED_EXTENSIONS and not p.is_dir()
+        (ignored if is_doc and p != Path(root) else inputs).append(p)
+    return InputListing(inputs, ignored)
+
+
 @dataclass
 class Window:
     """`cfg.window` consecutive output frames of one shot of one clip."""

@@ -11,7 +11,7 @@ import pytest
 
 from amplify.config import RunConfig, TrackingConfig
 from amplify.dataset.reader import read_table
-from amplify.io.ingest import IngestConfig, list_inputs
+from amplify.io.ingest import IngestConfig, scan_inputs
 from amplify.io.samples import FORMATS, write_bad_inputs, write_video
 from pipelines.run import run_job
 
@@ -57,8 +57,8 @@ def first_run(inputs, tmp_path_factory, ray_local, request):
 
 def test_every_input_ends_as_rows_or_an_error_row(inputs, first_run):
     result, out, real = first_run
-    paths = {str(p) for p in list_inputs(inputs)} | (
-        {str(p) for p in list_inputs(real)} if real else set()
+    paths = {str(p) for p in scan_inputs(inputs).inputs} | (
+        {str(p) for p in scan_inputs(real).inputs} if real else set()
     )
     clips = read_table(out, "clips").to_pylist()
     errors = read_table(out, "errors").to_pylist()
