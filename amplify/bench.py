@@ -2,7 +2,9 @@
 
     decode   ingest decode (resample + resize + scene cuts) vs a plain PyAV loop, same files
     synth    synthetic renderer frames/s at 256x128
-    job      `amplify run` end to end (Ray, PNG encode, Parquet) frames/s
+    job      `amplify run` end to end (plan, ingest, generate one variation, commit) on 200
+             small clips vs a plain loop of the same stages; 1 vs 2 workers; peak RSS at 10 vs
+             200 clips; a projection for N generate workers (`--clips N` to change the 200)
     scenarios  one scenario variation (edit, rasterise, paint, grade) of 17 x 256 x 128, s
     tokenizer, attention: see their own modules (amplify.tokenizer.bench, kernels.bench.attention)
 
@@ -94,54 +96,199 @@ def bench_decode(folder: Path) -> dict:
     }
 
 
-def bench_job(folder: Path) -> dict:
-    """`amplify run` (embedded Ray, ingest only) against a plain loop over the same stages."""
+JOB_CLIPS = 200  # the overhead benchmark's clips (issue 11); RSS is also measured at JOB_SMALL
+JOB_SMALL = 10
+
+
+def job_overrides(clips: Path, out: Path, workers: int) -> list[str]:
+    """The benchmark job: one 9-frame 128 x 64 window per clip, one variation by the default world
+    model (quality metrics and classifier included): every stage, small enough for 200 clips."""
+    return [f"input={clips}", f"output={out}", "tracking.enabled=false", "ingest.width=128",
+            "ingest.height=64", "ingest.window=9", "ingest.stride=9", "ingest.max_windows=1",
+            "generate.variations=[rain_night]", "generate.metrics_frames=3",
+            f"generate.actors={workers}", f"ray.num_cpus={workers}", "max_error_rate=1"]  # fmt: skip
+
+
+def small_clips(folder: Path, n: int) -> Path:
+    """`n` small H.264 clips (2 s, 160 x 96, 10 fps), written once and kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        p = folder / f"clip_{i:04d}.mp4"
+        if not p.exists():
+            write_video(p, frames=20, width=160, height=96, fps=10, codec="libx264")
+    return folder
+
+
+class PeakRSS:
+    """Peak resident memory, sampled every 0.2 s: this process alone, and this process with every
+    descendant (the embedded Ray, its workers, their children; shared pages count once per
+    process, so the tree figure is an upper bound)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from pipelines.run import ray_psutil
+
+        self.psutil = ray_psutil()
+        self.me = self.psutil.Process()
+        self.driver_mb = self.tree_mb = 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                own = self.me.memory_info().rss
+                tree = own
+                for p in self.me.children(recursive=True):
+                    try:
+                        tree += p.memory_info().rss
+                    except self.psutil.Error:
+                        pass
+                self.driver_mb = max(self.driver_mb, own / 2**20)
+                self.tree_mb = max(self.tree_mb, tree / 2**20)
+            except self.psutil.Error:
+                pass
+            self._stop.wait(0.2)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._t.join()
+        return {"peak_rss_driver_mb": round(self.driver_mb, 1),
+                "peak_rss_tree_mb": round(self.tree_mb, 1)}  # fmt: skip
+
+
+def plain_job(cfg) -> dict:
+    """The same stages as `run_job`, in one plain loop: the same stage functions (each clip and
+    each window in its child process, as in the job), the same commit, no Ray."""
+    from amplify.dataset.writer import committed_sources, recover
+    from amplify.io.ingest import scan_inputs
+    from amplify.stages import (
+        GeneratorSpec,
+        generate_clip_isolated,
+        generate_targets,
+        hash_input,
+        ingest_clip_isolated,
+        plan_inputs,
+    )
+    from pipelines.run import JobSummary, run_commit
+
+    t0 = time.perf_counter()
+    out = Path(cfg.output).resolve()
+    job = JobSummary(job_id="plain", out=out)
+    job.counts = dict.fromkeys(("inputs", "ignored", "skipped", "clips_ok", "windows", "frames",
+                                "boxes", "variations", "generated_frames"), 0)  # fmt: skip
+    recover(out, log=lambda *_: None)
+    inputs = [str(p) for p in scan_inputs(cfg.input).inputs]
+    hashed = [hash_input(p, job.job_id) for p in inputs]
+    g = cfg.generate
+    plan = plan_inputs(hashed, committed_sources(out), str(out), job.job_id, cfg.ingest,
+                       cfg.validation_fraction, g.fingerprint())  # fmt: skip
+    stages = {"plan_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    targets = []
+    for task in plan.tasks:
+        res = ingest_clip_isolated(task)
+        job.record(res)
+        targets += generate_targets(g, str(out), job.job_id, res)
+    stages["ingest_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    spec = GeneratorSpec.from_config(g)
+    for target in targets:
+        job.record(generate_clip_isolated(spec, target, g.timeout_s))
+    stages["generate_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = run_commit(cfg, job, t0, log=lambda *_: None)
+    stages["commit_s"] = time.perf_counter() - t
+    return {"counts": result.counts, "stages": stages}
+
+
+def job_part(mode: str, clips: Path, out: Path, workers: int) -> dict:
+    """One measured job in this (fresh) process: `plain` or `ray` with `workers` CPUs / actors."""
     import shutil
 
-    from amplify.config import RayConfig, RunConfig, TrackingConfig
-    from amplify.stages import ClipTask, hash_input, ingest_clip
+    from amplify.config import RunConfig, load_config
     from pipelines.run import init_ray, run_job
 
-    files = bench_files(folder / "files")
-    inputs = [*files]
-    ingest = IngestConfig(short_window_min=1)
-    # Plain loop: the same stage functions, one process, no Ray, no child process.
-    plain_out = folder / "plain"
-    shutil.rmtree(plain_out, ignore_errors=True)
-    t = time.perf_counter()
-    plain_frames = 0
-    for p in inputs:
-        h = hash_input(str(p), "bench")
-        task = ClipTask(
-            str(p), h["sha256"], str(plain_out), "bench", "train", ingest, h["labels_sha256"]
-        )
-        plain_frames += ingest_clip(task)["counts"]["frames"]
-    plain_s = time.perf_counter() - t
-    out = folder / "job"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = RunConfig(
-        input=str(folder / "files"),
-        extra_inputs=[str(p) for p in files if p.parent == REAL],
-        output=str(out),
-        ingest=ingest,
-        tracking=TrackingConfig(enabled=False),
-        ray=RayConfig(),
+    cfg = load_config("run", RunConfig, job_overrides(clips, out, workers))
+    rss = PeakRSS()
+    ray_start = 0.0
+    if mode == "ray":
+        t = time.perf_counter()
+        init_ray(cfg.ray)
+        ray_start = time.perf_counter() - t
+    t = time.perf_counter()
+    if mode == "plain":
+        res = plain_job(cfg)
+        counts, stages = res["counts"], res["stages"]
+    else:
+        result = run_job(cfg, log=lambda *_: None)
+        counts = result.counts
+        from amplify.dataset.writer import read_manifests
+
+        stages = read_manifests(out)[-1].timings
+    seconds = time.perf_counter() - t
+    from amplify.dataset.reader import read_table
+
+    rows = read_table(out, "clips", ["clip_id"]).num_rows
+    return {"mode": mode, "workers": workers, "clips": len(list(clips.glob("*.mp4"))),
+            "seconds": round(seconds, 2), "ray_start_s": round(ray_start, 2),
+            "stages": {k: round(v, 2) for k, v in stages.items()}, "clip_rows": rows,
+            "variations": counts["variations"], "errors": counts["errors"],
+            **rss.stop()}  # fmt: skip
+
+
+def _job_subprocess(mode: str, clips: Path, out: Path, workers: int) -> dict:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "amplify.bench", "--job-part", mode, "--clips-dir", str(clips),
+           "--out", str(out), "--workers", str(workers)]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_job(folder: Path, clips: int = JOB_CLIPS, small: int = JOB_SMALL) -> dict:
+    """`amplify run` (embedded Ray: plan, ingest, generate one variation, commit) against a plain
+    loop of the same stages, on `clips` small clips; 1 vs 2 workers; peak RSS at `small` vs
+    `clips` clips; a projection for N generate workers from the measured stage times. Each run
+    is a fresh process (its own Ray, its own peak RSS)."""
+    many = small_clips(folder / f"clips{clips}", clips)
+    few = small_clips(folder / f"clips{small}", small)
+    plain = _job_subprocess("plain", many, folder / "out_plain", 1)
+    ray1 = _job_subprocess("ray", many, folder / "out_ray1", 1)
+    ray2 = _job_subprocess("ray", many, folder / "out_ray2", 2)
+    ray_small = _job_subprocess("ray", few, folder / "out_small", 2)
+    # Projection: the generate stage runs on N actors (GPUs), ingest on the CPUs beside them; the
+    # job takes its fixed costs plus the slower of the two streams.
+    per_window = plain["stages"]["generate_s"] / max(1, plain["variations"])
+    per_clip = plain["stages"]["ingest_s"] / clips
+    fixed = (
+        ray1["seconds"] - ray1["stages"].get("ingest_s", 0) - ray1["stages"].get("generate_s", 0)
     )
-    t = time.perf_counter()
-    init_ray(cfg.ray)
-    ray_start_s = time.perf_counter() - t
-    t = time.perf_counter()
-    result = run_job(cfg, log=lambda *_: None)
-    job_s = time.perf_counter() - t
+    projection = {
+        n: round(fixed + clips * max(per_clip / (4 * n), per_window / n), 1) for n in (1, 2, 4, 8)
+    }
     return {
         "bench": "job",
-        "files": len(inputs),
-        "output_frames": result.counts["frames"],
-        "plain_loop_s": round(plain_s, 2),
-        "job_s_excl_ray_start": round(job_s, 2),
-        "ray_start_s": round(ray_start_s, 2),
-        "ray_overhead_pct": round(100 * (job_s / plain_s - 1), 1),
-        "plain_output_frames": plain_frames,
+        "clips": clips,
+        "plain": plain,
+        "ray_1_worker": ray1,
+        "ray_2_workers": ray2,
+        f"ray_2_workers_{small}_clips": ray_small,
+        "ray_overhead_pct_1_worker": round(100 * (ray1["seconds"] / plain["seconds"] - 1), 1),
+        "speedup_2_over_1_worker": round(ray1["seconds"] / ray2["seconds"], 2),
+        "rss_tree_mb_small_vs_many": [ray_small["peak_rss_tree_mb"], ray2["peak_rss_tree_mb"]],
+        "rss_driver_mb_small_vs_many": [
+            ray_small["peak_rss_driver_mb"],
+            ray2["peak_rss_driver_mb"],
+        ],  # fmt: skip
+        "measured_s_per_window_generate": round(per_window, 3),
+        "measured_s_per_clip_ingest": round(per_clip, 3),
+        "projected_s_for_n_generate_workers_4_cpus_each": projection,
     }
 
 
@@ -161,12 +308,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    ap.add_argument("--clips", type=int, default=JOB_CLIPS, help="clips of the job benchmark")
+    # One measured job in a fresh process (bench_job runs these):
+    ap.add_argument("--job-part", choices=("plain", "ray"), help=argparse.SUPPRESS)
+    ap.add_argument("--clips-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument(
         "--only",
         default="decode,synth,job,scenarios",
         help="comma list of: decode, synth, job, scenarios",
     )
     args = ap.parse_args()
+    if args.job_part:
+        print(json.dumps(job_part(args.job_part, Path(args.clips_dir), Path(args.out),
+                                  args.workers)))  # fmt: skip
+        return
     only = args.only.split(",")
     cache = Path(tempfile.gettempdir()) / "amplify-bench"
     print(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d")}))
@@ -175,7 +332,7 @@ def main() -> None:
     if "synth" in only:
         print(json.dumps(bench_synth()), flush=True)
     if "job" in only:
-        print(json.dumps(bench_job(cache)), flush=True)
+        print(json.dumps(bench_job(cache / "job", clips=args.clips)), flush=True)
     if "scenarios" in only:
         print(json.dumps(bench_scenarios()), flush=True)
 

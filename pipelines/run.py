@@ -135,13 +135,17 @@ def reap(pid: int, interval_s: float = 0.25) -> None:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
+    me = os.getpid()  # the reaper is a child of the driver too
     seen: dict[int, float] = {}  # pid -> create time (a reused pid is another process)
-    while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
+    while True:
         try:
+            if not root.is_running() or root.status() == psutil.STATUS_ZOMBIE:
+                break
             for p in root.children(recursive=True):
-                seen.setdefault(p.pid, p.create_time())
+                if p.pid != me:
+                    seen.setdefault(p.pid, p.create_time())
         except psutil.Error:
-            pass
+            break  # gone between two calls
         time.sleep(interval_s)
     for _ in range(3):  # a process may still fork while its siblings die
         for p_pid, created in list(seen.items()):
@@ -150,7 +154,8 @@ def reap(pid: int, interval_s: float = 0.25) -> None:
                 if p.create_time() != created:
                     continue
                 for kid in p.children(recursive=True):
-                    seen.setdefault(kid.pid, kid.create_time())
+                    if kid.pid != me:
+                        seen.setdefault(kid.pid, kid.create_time())
                 p.kill()
             except psutil.Error:
                 pass
