@@ -46,13 +46,14 @@ class TokenizerTrainConfig(training.TrainRunConfig):
     init_from: str = ""  # warm start a new run: a tokenizer name or .safetensors path
     balance: bool = False  # every `data` folder gives the same share of the crops
     no_holdout: tuple[str, ...] = ()  # `data` folders whose clips all train
-    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`).
+    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`); the values of a
+    # run are configs/train_tokenizer.yaml's (tests/test_config_defaults.py keeps them equal).
     out: str = "runs/tokenizer"
-    steps: int = 1000
+    steps: int = 2000
     lr: float = 8e-4
     min_lr_frac: float = 0.05
     eval_every: int = 250
-    experiment: str = "tokenizer"
+    mlflow_experiment: str = "tokenizer"
 
     def _check(self) -> None:
         if self.model not in TOKENIZER_CONFIGS:
@@ -308,4 +309,7 @@ def train(cfg: TokenizerTrainConfig) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(train(training.parse_argv(TokenizerTrainConfig, sys.argv[1:]))))
+    # The verb itself: configs/train_tokenizer.yaml through the same loader.
+    from amplify.cli import main
+
+    sys.exit(main(["train", "tokenizer", *sys.argv[1:]]))

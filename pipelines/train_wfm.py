@@ -67,16 +67,22 @@ class WFMTrainConfig(training.TrainRunConfig):
     p_real: float = 0.2  # share of samples that are real clips reconstructed (if any are given)
     max_scenes: int = 0  # 0 = every training scene
     max_windows: int = 0  # windows per clip; 0 = all
-    eval_pairs: int = 3
-    eval_steps: int = 8
+    eval_pairs: int = 2
+    eval_steps: int = 6
     eval_guidance: float = 2.0
-    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`).
+    # This pipeline's defaults of shared keys (the others: `TrainRunConfig`); the values of a
+    # run are configs/train_wfm.yaml's (tests/test_config_defaults.py keeps them equal).
     out: str = "runs/wfm"
-    steps: int = 2000
-    lr: float = 4e-4
+    steps: int = 4000
+    batch: int = 4
+    lr: float = 5e-4
     min_lr_frac: float = 0.1
-    eval_every: int = 500
-    experiment: str = "wfm"
+    warmup: int = 50
+    ckpt_every: int = 50
+    eval_every: int = 400
+    log_every: int = 10
+    threads: int = 1
+    mlflow_experiment: str = "wfm"
 
     fractions = ("p_identity", "p_uncond", "p_drop", "p_context", "p_real")
 
@@ -496,4 +502,7 @@ def train(cfg: WFMTrainConfig) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(train(training.parse_argv(WFMTrainConfig, sys.argv[1:]))))
+    # The verb itself: configs/train_wfm.yaml through the same loader.
+    from amplify.cli import main
+
+    sys.exit(main(["train", "wfm", *sys.argv[1:]]))

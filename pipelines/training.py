@@ -1,8 +1,11 @@
 """What the Ray Train pipelines (`train_tokenizer`, `train_wfm`) share: the run, checkpoint,
 schedule, logging and ingest keys of their configs with the checks on them (`TrainRunConfig`),
 the resumable checkpoint state under OUT/ckpt, the learning-rate schedule, the MLflow run of an
-`out` (continued on resume), the Ray Train launch and the `key=value` parsing of
-`python -m pipelines.<pipeline>`.
+`out` (continued on resume) and the Ray Train launch.
+
+The values of a run come from `configs/train_<pipeline>.yaml` through `amplify.config.load_config`
+(`amplify train <pipeline> key=value ...`, or `python -m pipelines.train_<pipeline>`, which is
+the same verb); the defaults here mirror that YAML for code that builds a config directly.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from amplify.errors import ConfigError
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +26,7 @@ class TrainRunConfig:
     """The keys every training pipeline has; each pipeline sets the defaults left out here."""
 
     model: str  # the model config the pipeline trains
-    # Folders of clips (read through ingest); `data=a,b` splits on commas.
+    # Folders of clips (read through ingest); `data=[a,b]` (a string splits on commas).
     data: tuple[str, ...] = ("data/synth",)
     out: str  # identifies the run (and its resume point)
     export: str = ""  # write the final weights here (PATH.safetensors + PATH.json) if set
@@ -51,7 +52,9 @@ class TrainRunConfig:
     window: int = 17
     stride: int = 16
     mlflow_uri: str = ""  # default: sqlite:///<abs cwd>/mlflow.db
-    experiment: str
+    # The MLflow experiment (not `experiment`: configs/experiment/ is the Hydra group of recipes,
+    # and a key named like a group would select from it instead of being set).
+    mlflow_experiment: str
 
     # Keys that must lie in [0, 1] (checked after the counts).
     fractions: ClassVar[tuple[str, ...]] = ()
@@ -78,28 +81,6 @@ class TrainRunConfig:
     @property
     def tracking_uri(self) -> str:
         return self.mlflow_uri or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
-
-
-def parse_argv(schema: type[T], argv: list[str]) -> T:
-    """`key=value` pairs (Hydra-like) for `python -m pipelines.<pipeline>`."""
-    types = {f.name: str(f.type) for f in fields(schema)}  # type: ignore[arg-type]
-    kw: dict = {}
-    for arg in argv:
-        key, _, val = arg.partition("=")
-        if key not in types:
-            raise ConfigError(key, val, "unknown key")
-        t = types[key]
-        if "tuple" in t:
-            kw[key] = tuple(v for v in val.strip("[]").split(",") if v)
-        elif "bool" in t:
-            kw[key] = val.lower() in ("1", "true", "yes")
-        elif "int" in t:
-            kw[key] = int(val)
-        elif "float" in t:
-            kw[key] = float(val)
-        else:
-            kw[key] = val
-    return schema(**kw)
 
 
 def jsonable(cfg) -> dict:
@@ -181,13 +162,13 @@ def mlflow_run(
     import mlflow
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+    if mlflow.get_experiment_by_name(cfg.mlflow_experiment) is None:
         art = None
         if cfg.tracking_uri.startswith("sqlite:///"):
             db = cfg.tracking_uri.removeprefix("sqlite:///")
             art = (Path(db).parent / "mlartifacts").resolve().as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=art)
-    mlflow.set_experiment(cfg.experiment)
+        mlflow.create_experiment(cfg.mlflow_experiment, artifact_location=art)
+    mlflow.set_experiment(cfg.mlflow_experiment)
     id_file = out / "mlflow_run_id"
     if id_file.is_file():
         return id_file.read_text().strip()

@@ -101,8 +101,8 @@ def test_prepare_then_train_on_cpu(tmp_path):
             "wfm_batch=2", "wfm_workers=2"]  # fmt: skip
     r = _run_blocked(
         "from amplify.gpu.train import GpuTrainConfig, run\n"
-        "from pipelines.training import parse_argv\n"
-        f"run(parse_argv(GpuTrainConfig, {args!r}))\n"
+        "from amplify.gpu.args import parse_args\n"
+        f"run(parse_args(GpuTrainConfig, {args!r}))\n"
     )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

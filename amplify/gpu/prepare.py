@@ -242,6 +242,6 @@ def prepare(cfg: PrepareConfig, progress: Callable[[str], None] = print) -> dict
 
 
 if __name__ == "__main__":
-    from pipelines.training import parse_argv
+    from amplify.gpu.args import parse_args
 
-    prepare(parse_argv(PrepareConfig, sys.argv[1:]))
+    prepare(parse_args(PrepareConfig, sys.argv[1:]))

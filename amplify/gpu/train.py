@@ -272,6 +272,6 @@ def run(cfg: GpuTrainConfig) -> dict:
 
 
 if __name__ == "__main__":
-    from pipelines.training import parse_argv
+    from amplify.gpu.args import parse_args
 
-    run(parse_argv(GpuTrainConfig, sys.argv[1:]))
+    run(parse_args(GpuTrainConfig, sys.argv[1:]))

@@ -135,8 +135,9 @@ def _evaluate(cfg: TokenizerEvalConfig) -> dict:
 
 
 if __name__ == "__main__":
+    # The verb itself: configs/eval_tokenizer.yaml through the same loader.
     import sys
 
-    kw = dict(a.split("=", 1) for a in sys.argv[1:])
-    types = {k: type(v) for k, v in asdict(TokenizerEvalConfig()).items()}
-    evaluate(TokenizerEvalConfig(**{k: types[k](v) for k, v in kw.items()}))
+    from amplify.cli import main
+
+    sys.exit(main(["eval", "tokenizer", *sys.argv[1:]]))

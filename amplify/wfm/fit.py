@@ -61,7 +61,10 @@ class GradeFitConfig:
 
     def __post_init__(self) -> None:
         from amplify.errors import ConfigError
+        from amplify.wfm.config import WFM_CONFIGS
 
+        if self.model not in WFM_CONFIGS:
+            raise ConfigError("model", self.model, f"known: {sorted(WFM_CONFIGS)}")
         for k in ("steps", "batch"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
