@@ -21,6 +21,7 @@ the default `mlflow.db` land where `amplify run` would put them), the inputs and
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import time
@@ -168,6 +169,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+_BARE = re.compile(r"[A-Za-z_/.][\w./@+-]*")  # a string Hydra reads as itself, unquoted
+
+
 def _hydra(value: object) -> str:
     """A value in Hydra's override grammar (strings quoted: '*', ',' and '=' stay literal)."""
     if isinstance(value, bool):
@@ -176,7 +180,10 @@ def _hydra(value: object) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ",".join(_hydra(v) for v in value) + "]"
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    s = str(value)
+    if _BARE.fullmatch(s) and s.lower() not in ("true", "false", "null", "nan", "inf"):
+        return s
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def run_overrides(cfg: SubmitConfig, job_id: str) -> list[str]:
@@ -205,10 +212,14 @@ def new_submission_id() -> str:
     return ID_PREFIX + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def job_request(cfg: SubmitConfig) -> dict:
-    """The keyword arguments of `JobSubmissionClient.submit_job` for this submit."""
+def _need_input(cfg: SubmitConfig) -> None:
     if not cfg.input:
         raise ConfigError("input", cfg.input, "give the folder (or file) of clips: input=DIR")
+
+
+def job_request(cfg: SubmitConfig) -> dict:
+    """The keyword arguments of `JobSubmissionClient.submit_job` for this submit."""
+    _need_input(cfg)
     job_id = cfg.job_id or new_submission_id()
     python = cfg.python or sys.executable
     workdir = str(Path(cfg.workdir or os.getcwd()).resolve())
@@ -226,11 +237,11 @@ def job_request(cfg: SubmitConfig) -> dict:
 # 3. The verbs ------------------------------------------------------------------------------------
 
 
-def submit(cfg: SubmitConfig) -> str:
+def submit(cfg: SubmitConfig, client=None) -> str:
     """Submit the job; return its Ray job id."""
     request = job_request(cfg)
     address = cluster_address(cfg.address, cfg.ray.address)
-    client = connect(address)
+    client = client or connect(address)
     with _cluster_errors(address):
         return client.submit_job(**request)
 
@@ -270,15 +281,16 @@ def _took(info) -> str:
 
 
 def do_submit(cfg: SubmitConfig) -> int:
+    _need_input(cfg)  # before reaching for the cluster
     address = cluster_address(cfg.address, cfg.ray.address)
-    job = submit(cfg)
+    client = connect(address)
+    job = submit(cfg, client)
     print(job)
     print(f"submitted to {address}; follow it with:", file=sys.stderr)
     print(f"  amplify status job={job} address={address}", file=sys.stderr)
     print(f"  amplify logs job={job} address={address} follow=true", file=sys.stderr)
     if not cfg.follow:
         return 0
-    client = connect(address)
     with _cluster_errors(address, job):
         status = follow_logs(client, job)
     print(f"job {job}: {status}")
