@@ -284,7 +284,9 @@ def submitted(cluster, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("job") / "dataset"
     job, t0 = cluster.submit(corpus, out)
     log = cluster.driver_log(job)
-    first = _until(lambda: log.is_file() and "[1/" in log.read_text(), 300, poll=0.1)
+    # The first ingested clip's line: "[1/12] name: ..." or "[ingest 1/12, ...] name: ...".
+    first_row = re.compile(r"^\[(ingest )?1/\d+", re.M)
+    first = _until(lambda: log.is_file() and first_row.search(log.read_text()), 300, poll=0.1)
     t_first = time.monotonic() - t0 if first else None
     manifest = out / "_manifests" / f"{job}.json"
     committed = _until(manifest.is_file, 300, poll=0.1)
