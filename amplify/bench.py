@@ -110,12 +110,14 @@ def job_overrides(clips: Path, out: Path, workers: int) -> list[str]:
 
 
 def small_clips(folder: Path, n: int) -> Path:
-    """`n` small H.264 clips (2 s, 160 x 96, 10 fps), written once and kept."""
+    """`n` small H.264 clips (2 s at 10 fps, 160-352 x 96-152: sizes differ, so does content, so
+    no clip is a duplicate of another), written once and kept."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         p = folder / f"clip_{i:04d}.mp4"
         if not p.exists():
-            write_video(p, frames=20, width=160, height=96, fps=10, codec="libx264")
+            w, h = 160 + 8 * (i % 25), 96 + 8 * (i // 25 % 8)
+            write_video(p, frames=20, width=w, height=h, fps=10, codec="libx264")
     return folder
 
 

@@ -69,7 +69,8 @@ class JobResult:
     counts: dict
     mlflow_run_id: str | None
     tracking_uri: str | None
-    report: str | None = None
+    report: str | None = None  # the contact sheet (png), else the html page
+    reports: dict[str, str] = field(default_factory=dict)  # kind (png, html) -> path
     error_rate: float = 0.0  # error rows / (input clips + generated windows) of this job
     max_error_rate: float = 1.0
 
@@ -441,14 +442,13 @@ def run_commit(cfg: RunConfig, job: JobSummary, t_start: float, log: Log) -> Job
         timings={k: round(v, 3) for k, v in job.timings.items()},
         ignored=job.ignored,
     )
-    run_id, report = None, None
+    run_id = None
     tags = {"job_id": job.job_id, "output": str(job.out)}
     with job_run(cfg.tracking, f"run {job.job_id}", cfg, tags) as run:
         mpath = commit(job.out, manifest, {k: v for k, v in job.staged.items() if v})
-        if counts["variations"]:
-            report = write_report(job.out, job.job_id)
+        reports = write_reports(job.out, job.job_id, counts["variations"], log)
         if run is not None:
-            log_run(job, counts, mpath, report)
+            log_run(job, counts, mpath, reports)
             run_id = run.info.run_id
     rate = job.error_rate
     log(
@@ -465,23 +465,31 @@ def run_commit(cfg: RunConfig, job: JobSummary, t_start: float, log: Log) -> Job
         counts=counts,
         mlflow_run_id=run_id,
         tracking_uri=tracking_uri(cfg.tracking) if cfg.tracking.enabled else None,
-        report=str(report) if report is not None else None,
+        report=str(reports.get("png") or reports.get("html") or "") or None,
+        reports={k: str(v) for k, v in reports.items()},
         error_rate=rate,
         max_error_rate=cfg.max_error_rate,
     )
 
 
-def write_report(out: Path, job_id: str) -> Path | None:
-    """The job's visual report (amplify.report): the HTML page when that module has one, else
-    the contact sheet of middle frames."""
+def write_reports(out: Path, job_id: str, variations: int, log: Log) -> dict[str, Path]:
+    """The job's reports (amplify.report): kind -> path ("png" contact sheet, "html" page when
+    that module writes one). The dataset is committed before: a failing report is logged, never
+    a failed job."""
     from amplify import report
 
-    if hasattr(report, "job_report"):
-        return report.job_report(out, job_id)
-    return report.variations_sheet(out, out / "_reports" / f"{job_id}.png")
+    try:
+        if hasattr(report, "write_job_report"):
+            return report.write_job_report(out, job_id)
+        if variations:
+            png = report.variations_sheet(out, out / "_reports" / f"{job_id}.png")
+            return {"png": png} if png is not None else {}
+    except Exception as e:
+        log(f"report: not written ({type(e).__name__}: {e})")
+    return {}
 
 
-def log_run(job: JobSummary, counts: dict, manifest: Path, report: Path | None) -> None:
+def log_run(job: JobSummary, counts: dict, manifest: Path, reports: dict[str, Path]) -> None:
     import mlflow
 
     mlflow.log_metrics({f"count.{k}": float(v) for k, v in counts.items()})
@@ -491,8 +499,10 @@ def log_run(job: JobSummary, counts: dict, manifest: Path, report: Path | None) 
         mlflow.log_metric("ingest_frames_per_s", counts["frames"] / job.timings["ingest_s"])
     mlflow.log_artifact(str(manifest), artifact_path="manifest")
     mlflow.log_artifact(str(job.out / "README.md"), artifact_path="dataset")
-    if report is not None:
-        mlflow.log_artifact(str(report), artifact_path="report")
+    for path in reports.values():
+        mlflow.log_artifact(str(path), artifact_path="report")
+    if "html" in reports and Path(reports["html"]).with_suffix("").is_dir():
+        mlflow.log_artifacts(str(Path(reports["html"]).with_suffix("")), "report/" + job.job_id)
     mlflow.set_tag("dataset", str(job.out))
 
 

@@ -93,3 +93,27 @@ def test_a_part_committed_twice_is_listed_once(tmp_path):
             out, Manifest(job_id=job, created=now_iso(), config={}), {"errors": ["same.parquet"]}
         )
     assert read_table(out, "errors").num_rows == 2
+
+
+def test_reader_reads_a_schema_2_part_with_the_new_columns_as_nulls(tmp_path):
+    """Schema 3 only added nullable clips columns (spec, quality metrics): a dataset committed
+    by an older job still reads as one table with a newer job's parts."""
+    import pyarrow as pa
+
+    out = tmp_path / "ds"
+    row = {n: None for n in S.CLIPS.names} | {"clip_id": "c1", "variation": "source"}
+    new = to_table("clips", [row | {"clip_id": "c2", "blur_ssim": 0.9, "spec": "{}"}])
+    old_fields = [f for f in S.CLIPS if f.name not in ("spec", "blur_ssim", "edge_f1",
+                                                       "sharpness", "cls_score")]  # fmt: skip
+    meta = dict(S.schema_for("clips").metadata)
+    meta[b"amplify"] = json.dumps({"schema_version": 2, "table": "clips"}).encode()
+    old = pa.Table.from_pylist([row], schema=pa.schema(old_fields, metadata=meta))
+    for job, table in (("j1", old), ("j2", new)):
+        write_part(table, staging_dir(out, job) / "clips" / f"{job}.parquet")
+        commit(
+            out, Manifest(job_id=job, created=now_iso(), config={}), {"clips": [f"{job}.parquet"]}
+        )
+    rows = sorted(read_table(out, "clips").to_pylist(), key=lambda r: r["clip_id"])
+    assert [r["blur_ssim"] for r in rows] == [None, pytest.approx(0.9)]
+    assert rows[0]["spec"] is None and rows[1]["spec"] == "{}"
+    assert read_table(out, "clips", ["clip_id", "cls_score"]).num_rows == 2

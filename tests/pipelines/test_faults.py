@@ -208,12 +208,14 @@ def test_killed_generate_worker_is_retried_with_the_same_rows(
     def actor(tree) -> list:
         return [p for p in tree if "GenerateVariations" in " ".join(p.cmdline())]
 
-    watch_until(proc, lambda tree: ready(tree) and actor(tree))
+    seen = watch_until(proc, lambda tree: ready(tree) and actor(tree))
     psutil = ray_psutil()
     (victim,) = actor(psutil.Process(proc.pid).children(recursive=True))
     victim.kill()  # kill -9 of the Ray worker running the generate actor
     code = proc.wait(timeout=600)
     log = (tmp_path / "job.log").read_text()
+    print(f"job exit code after the worker kill: {code} (0: Ray retried the window)")
+    assert survivors(seen) == []  # the killed worker's generate child process included
     if code != 0:  # Ray did not retry it: the rerun completes it
         rerun = start_job(args, tmp_path / "rerun.log")
         assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
