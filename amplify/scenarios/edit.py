@@ -83,6 +83,16 @@ def render_edit(world: World, edit: Edit) -> EditMaps:
             lut[tid] = c
     category = np.where(insert, lut[g.instance], 0).astype(np.uint8)
     remove = _box_mask(world.labels, edit.gone_ids, T, H, W)
+    if world.exact and edit.gone_ids:
+        # Far agents have pixels but no box in frames where they are tiny (boxes.MIN_PIXELS):
+        # their own pixels, grown like the boxes, go too, or a removed agent would flicker.
+        from scipy import ndimage
+
+        src = rasterize_clip(world.scene, T, W, H, world.fps, world.start_s).instance
+        own = np.isin(src, np.array(sorted(edit.gone_ids), np.int32))
+        grow = np.zeros((1, 3, 3), bool)
+        grow[0] = True
+        remove |= ndimage.binary_dilation(own, structure=grow, iterations=REMOVE_DILATE_PX)
 
     gen = edit.new_ids
     rendered = clip_boxes(g, scene)  # boxes of every agent the edited scene shows
