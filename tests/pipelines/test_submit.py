@@ -323,6 +323,16 @@ def test_a_submitted_job_succeeds_and_status_and_logs_report_it(
 
 
 @pytest.mark.slow
+def test_a_client_without_the_right_token_is_told_what_to_set(cluster):
+    no_mode = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+    wrong = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    for env, says in ((no_mode, "requires a token"), (wrong, "refused the token")):
+        r = amplify("list", f"address={cluster.url}", env=env, timeout=60)
+        assert r.returncode == 1 and says in r.stderr and "RAY_AUTH_MODE=token" in r.stderr
+        assert TOKEN not in r.stdout + r.stderr and env["RAY_AUTH_TOKEN"] not in r.stderr
+
+
+@pytest.mark.slow
 def test_cancel_stops_a_submitted_job(cluster, corpus, tmp_path):
     out = tmp_path / "dataset"
     job, _ = cluster.submit(corpus, out)
