@@ -290,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in rest):
         print(verb_help(verb))
         return 0
+    # `--address=URL` reads as `address=URL` (the form of `ray job submit`); `++key=` stays Hydra's.
+    rest = [
+        a[2:] if a.startswith("--") and not a.startswith("---") and "=" in a else a for a in rest
+    ]
     bad = [a for a in rest if "=" not in a]
     if bad:
         print(

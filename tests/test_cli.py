@@ -76,3 +76,13 @@ def test_a_folder_under_configs_never_shadows_a_key():
         schema = _resolve(verb.schema)
         assert not folders & set(schema.__dataclass_fields__), (verb.name, folders)
     assert load_config("eval_wfm", WFMEvalConfig, [f"real={CONFIG_DIR}"]).real == str(CONFIG_DIR)
+
+
+def test_double_dash_key_value_reads_as_an_override(capsys):
+    from amplify.cli import main
+
+    # `--address=URL` (as `ray job submit` writes it) is `address=URL`: the verb runs and fails
+    # on the address itself, not on the argument's form.
+    assert main(["list", "--address=http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "key=value" not in err
