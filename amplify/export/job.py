@@ -135,6 +135,7 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
         coco = CocoWriter(stage / "coco", cfg.coco) if "coco" in cfg.formats else None
         frames_out = {s: 0 for s in split_names}
         categories: set[str] = set()
+        wds_clips: set[str] = set()
         filtered = clips.num_rows < sel.total["clips"]
         for f in files:
             if filtered:  # skip files without a kept clip, reading their ids only
@@ -173,6 +174,11 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
                     for r in rows:
                         by_clip.setdefault(r["clip_id"], []).append(r)
                     for cid in sorted(by_clip):
+                        # The dataset writer keeps a window's frames in one part; a clip split
+                        # over two parts would become two samples with one key.
+                        if cid in wds_clips:
+                            raise RuntimeError(f"{f}: clip {cid} also in an earlier part")
+                        wds_clips.add(cid)
                         wds.add(clip_rows[cid], by_clip[cid])
 
         # 3. Close each format; the clips table per split beside the frames

@@ -1,7 +1,8 @@
 """The video layout: WebDataset tar shards, one sample per clip (`<clip_id>.mp4`, H.264, and
 `<clip_id>.json`, the clip's labels frame by frame), plus a Parquet index with one row per frame.
 
-    webdataset/<split>-NNNNNN.tar     samples, in clip-id order; shards cut by clips or bytes
+    webdataset/<split>-NNNNNN.tar     samples (dataset part order, clip id within a part);
+                                      shards cut by clips or bytes
     webdataset/index.parquet          clip_id, shard, split, frame_index, timestamp_s, boxes, ...
 
 Tar members are written with fixed owner and mtime: the same export gives the same bytes.
