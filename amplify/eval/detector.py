@@ -280,6 +280,7 @@ class DetectorTrainConfig:
     cache: str = "out/detector"  # rendered sets are cached here (keyed by the data fields)
     log_every: int = 100
     fp16: bool = True  # weights stored in fp16 (loaded into fp32)
+    init_from: str = ""  # a detector checkpoint (name or path) to continue from
 
     def __post_init__(self) -> None:
         for key in ("scenes", "val_scenes", "frames_per_scene", "steps", "batch", "threads",
@@ -565,6 +566,9 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
              f"{len(va.frames)} held-out frames ({t_data:.0f} s)")  # fmt: skip
     # 2. Fit: AdamW, one-cycle schedule, random horizontal flips and colour jitter.
     model = AgentDetector()
+    if cfg.init_from:
+        model.load_state_dict(load_detector(cfg.init_from).state_dict())
+        progress(f"detector: continuing from {cfg.init_from}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     g = torch.Generator().manual_seed(cfg.seed)
