@@ -100,12 +100,14 @@ JOB_CLIPS = 200  # the overhead benchmark's clips (issue 11); RSS is also measur
 JOB_SMALL = 10
 
 
-def job_overrides(clips: Path, out: Path, workers: int) -> list[str]:
-    """The benchmark job: one 9-frame 128 x 64 window per clip, one variation by the default world
-    model (quality metrics and classifier included): every stage, small enough for 200 clips."""
-    return [f"input={clips}", f"output={out}", "tracking.enabled=false", "ingest.width=128",
-            "ingest.height=64", "ingest.window=9", "ingest.stride=9", "ingest.max_windows=1",
-            "generate.variations=[rain_night]", "generate.metrics_frames=3",
+def job_overrides(clips: Path, out: Path, workers: int, size: str = "small") -> list[str]:
+    """The benchmark job: one window per clip, one variation by the default world model (quality
+    metrics and classifier included): every stage. `small`: 9 frames at 128 x 64, small enough
+    for 200 clips; `full`: the job's default windows (17 frames at 256 x 128)."""
+    window = ["ingest.width=128", "ingest.height=64", "ingest.window=9", "ingest.stride=9",
+              "generate.metrics_frames=3"] if size == "small" else []  # fmt: skip
+    return [f"input={clips}", f"output={out}", "tracking.enabled=false", *window,
+            "ingest.max_windows=1", "ingest.short_window_min=1", "generate.variations=[rain_night]",
             f"generate.actors={workers}", f"ray.num_cpus={workers}", "max_error_rate=1"]  # fmt: skip
 
 
@@ -133,7 +135,7 @@ class PeakRSS:
 
         self.psutil = ray_psutil()
         self.me = self.psutil.Process()
-        self.driver_mb = self.tree_mb = 0.0
+        self.driver_mb = self.tree_mb = self.uss_mb = 0.0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -149,6 +151,8 @@ class PeakRSS:
                     except self.psutil.Error:
                         pass
                 self.driver_mb = max(self.driver_mb, own / 2**20)
+                # USS: the driver's own pages, without the object store it maps (shared)
+                self.uss_mb = max(self.uss_mb, self.me.memory_full_info().uss / 2**20)
                 self.tree_mb = max(self.tree_mb, tree / 2**20)
             except self.psutil.Error:
                 pass
@@ -158,6 +162,7 @@ class PeakRSS:
         self._stop.set()
         self._t.join()
         return {"peak_rss_driver_mb": round(self.driver_mb, 1),
+                "peak_uss_driver_mb": round(self.uss_mb, 1),
                 "peak_rss_tree_mb": round(self.tree_mb, 1)}  # fmt: skip
 
 
@@ -206,7 +211,7 @@ def plain_job(cfg) -> dict:
     return {"counts": result.counts, "stages": stages}
 
 
-def job_part(mode: str, clips: Path, out: Path, workers: int) -> dict:
+def job_part(mode: str, clips: Path, out: Path, workers: int, size: str = "small") -> dict:
     """One measured job in this (fresh) process: `plain` or `ray` with `workers` CPUs / actors."""
     import shutil
 
@@ -214,7 +219,7 @@ def job_part(mode: str, clips: Path, out: Path, workers: int) -> dict:
     from pipelines.run import init_ray, run_job
 
     shutil.rmtree(out, ignore_errors=True)
-    cfg = load_config("run", RunConfig, job_overrides(clips, out, workers))
+    cfg = load_config("run", RunConfig, job_overrides(clips, out, workers, size))
     rss = PeakRSS()
     ray_start = 0.0
     if mode == "ray":
@@ -242,28 +247,33 @@ def job_part(mode: str, clips: Path, out: Path, workers: int) -> dict:
             **rss.stop()}  # fmt: skip
 
 
-def _job_subprocess(mode: str, clips: Path, out: Path, workers: int) -> dict:
+def _job_subprocess(mode: str, clips: Path, out: Path, workers: int, size: str) -> dict:
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "amplify.bench", "--job-part", mode, "--clips-dir", str(clips),
-           "--out", str(out), "--workers", str(workers)]  # fmt: skip
+           "--out", str(out), "--workers", str(workers), "--job-size", size]  # fmt: skip
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=True)
+    # The plain loop's torch gets the one thread Ray gives a 1-CPU task (OMP_NUM_THREADS=1):
+    # with two threads per process on a loaded 2-core machine it ran 9x slower (measured).
+    env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if mode == "plain" else {})}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_job(folder: Path, clips: int = JOB_CLIPS, small: int = JOB_SMALL) -> dict:
+def bench_job(
+    folder: Path, clips: int = JOB_CLIPS, small: int = JOB_SMALL, size: str = "small"
+) -> dict:
     """`amplify run` (embedded Ray: plan, ingest, generate one variation, commit) against a plain
     loop of the same stages, on `clips` small clips; 1 vs 2 workers; peak RSS at `small` vs
     `clips` clips; a projection for N generate workers from the measured stage times. Each run
     is a fresh process (its own Ray, its own peak RSS)."""
     many = small_clips(folder / f"clips{clips}", clips)
     few = small_clips(folder / f"clips{small}", small)
-    plain = _job_subprocess("plain", many, folder / "out_plain", 1)
-    ray1 = _job_subprocess("ray", many, folder / "out_ray1", 1)
-    ray2 = _job_subprocess("ray", many, folder / "out_ray2", 2)
-    ray_small = _job_subprocess("ray", few, folder / "out_small", 2)
+    plain = _job_subprocess("plain", many, folder / "out_plain", 1, size)
+    ray1 = _job_subprocess("ray", many, folder / "out_ray1", 1, size)
+    ray2 = _job_subprocess("ray", many, folder / "out_ray2", 2, size)
+    ray_small = _job_subprocess("ray", few, folder / "out_small", 2, size)
     # Projection: the generate stage runs on N actors (GPUs), ingest on the CPUs beside them; the
     # job takes its fixed costs plus the slower of the two streams.
     per_window = plain["stages"]["generate_s"] / max(1, plain["variations"])
@@ -277,6 +287,7 @@ def bench_job(folder: Path, clips: int = JOB_CLIPS, small: int = JOB_SMALL) -> d
     return {
         "bench": "job",
         "clips": clips,
+        "window": "9 x 128 x 64" if size == "small" else "17 x 256 x 128",
         "plain": plain,
         "ray_1_worker": ray1,
         "ray_2_workers": ray2,
@@ -316,6 +327,8 @@ def main() -> None:
     ap.add_argument("--clips-dir", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--job-size", choices=("small", "full"), default="small",
+                    help="job benchmark windows: small (9 x 128 x 64) or full (17 x 256 x 128)")  # fmt: skip
     ap.add_argument(
         "--only",
         default="decode,synth,job,scenarios",
@@ -324,7 +337,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.job_part:
         print(json.dumps(job_part(args.job_part, Path(args.clips_dir), Path(args.out),
-                                  args.workers)))  # fmt: skip
+                                  args.workers, args.job_size)))  # fmt: skip
         return
     only = args.only.split(",")
     cache = Path(tempfile.gettempdir()) / "amplify-bench"
@@ -334,7 +347,8 @@ def main() -> None:
     if "synth" in only:
         print(json.dumps(bench_synth()), flush=True)
     if "job" in only:
-        print(json.dumps(bench_job(cache / "job", clips=args.clips)), flush=True)
+        job = bench_job(cache / "job", clips=args.clips, size=args.job_size)
+        print(json.dumps(job), flush=True)
     if "scenarios" in only:
         print(json.dumps(bench_scenarios()), flush=True)
 

@@ -2,7 +2,8 @@
 of `amplify.stages` (the stage functions, plain Python, tested without Ray) and README.md:
 
     1 plan      recover an interrupted job; list the inputs (documents beside them are noted as
-                ignored); hash each (Ray tasks); dedupe by content, skip what is committed
+                ignored); hash each (driver threads on the embedded Ray, Ray tasks on a
+                cluster); dedupe by content, skip what is committed
     2 ingest    probe + decode + window + labels -> staged parts       (Ray tasks; each clip in a
                                                                        child process, time limit)
     3 generate  each staged window x its variation specs -> world model + quality metrics
@@ -187,7 +188,8 @@ class Progress:
             try:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, desc=what, unit="item", leave=False)
+                unit = {"ingest": "clip", "generate": "window"}.get(what, "item")
+                self.bar = tqdm(total=total, desc=what, unit=unit, leave=False)
             except ImportError:
                 self.bar = _LineBar(what, total)
 
@@ -333,8 +335,16 @@ def run_plan(cfg: RunConfig, job: JobSummary, log: Log) -> Plan:
     init_ray(cfg.ray)
     t = time.perf_counter()
     hashed: list[HashResult] = []
-    if inputs:
-        # A few blocks, not one per file: hashing is I/O bound and a task costs ~ms to schedule.
+    if inputs and not cfg.ray.address:
+        # The embedded Ray shares this machine's disks: threads hash as fast (hashlib releases
+        # the GIL) without a Ray Data execution to start (~4-8 s on 2 cores, measured).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            hashed = list(pool.map(lambda p: hash_input(p, job.job_id), inputs))
+    elif inputs:
+        # On a cluster the files are read where the workers are. A few blocks, not one per
+        # file: hashing is I/O bound and a task costs ~ms to schedule.
         blocks = min(len(inputs), 4 * max(1, int(ray.available_resources().get("CPU", 1))))
         items = [{"path": p, "job_id": job.job_id} for p in inputs]
         rows = ray.data.from_items(items, override_num_blocks=blocks).map(_hash_row).iter_rows()
@@ -367,7 +377,8 @@ def run_ingest(
             # reach Ray: `ingest_clip_isolated` turns them into error rows.
             warnings.simplefilter("ignore", DeprecationWarning)
             ds = ray.data.from_items(
-                [{"task": task.to_json()} for task in tasks], override_num_blocks=len(tasks)
+                [{"task": task.to_json()} for task in tasks],
+                override_num_blocks=num_blocks(len(tasks)),
             ).map(_ingest_row, num_cpus=1, max_retries=2)
         results = (IngestResult.from_json(r["result"]) for r in ds.iter_rows())
         for res in _stream("ingest", results, len(tasks), job, log):
@@ -375,6 +386,19 @@ def run_ingest(
                 targets += generate_targets(cfg.generate, str(job.out), job.job_id, res)
     job.timings["ingest_s"] = time.perf_counter() - t
     return targets
+
+
+# A Ray task costs ~40-60 ms (schedule, object store, Arrow block) on a loaded 2-core machine:
+# one per clip made the job 70% slower than a plain loop over 200 small clips (BENCHMARKS.md).
+# Blocks of up to this many items, yet at least 4 per CPU for balance and streaming progress.
+ITEMS_PER_BLOCK = 8
+
+
+def num_blocks(n: int) -> int:
+    import ray
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return max(1, min(n, max(4 * cpus, -(-n // ITEMS_PER_BLOCK))))
 
 
 def run_generate(cfg: RunConfig, job: JobSummary, targets: list[GenerateTarget], log: Log) -> None:
@@ -402,7 +426,7 @@ def run_generate(cfg: RunConfig, job: JobSummary, targets: list[GenerateTarget],
         )
     )
     ds = ray.data.from_items(
-        [{"target": tg.to_json()} for tg in targets], override_num_blocks=len(targets)
+        [{"target": tg.to_json()} for tg in targets], override_num_blocks=num_blocks(len(targets))
     ).map_batches(
         GenerateVariations,
         fn_constructor_kwargs={"spec": GeneratorSpec.from_config(g), "timeout_s": g.timeout_s},
