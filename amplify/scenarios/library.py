@@ -167,7 +167,7 @@ def _crossing(world: World, p: dict, category: str, colour, size) -> Edit:
     gone |= _clear(world, t_on, s_c - 6, s_c + 6, road.left_edge - 3, road.right_edge + 3)
     if p.get("behind_parked_car") == "yes":
         car = _size("car")
-        parked = Track(s_c - 4.5, 0.0, kerb + sign * 0.4)
+        parked = Track(s_c - 3.0, 0.0, kerb + sign * 0.4)  # just before the crossing point
         agents.append(Agent(tid + 1, "car", *car, CAR_COLOURS[int(p["colour"]) % 8], parked))
     return Edit(add=tuple(agents), remove=frozenset(gone))
 
@@ -389,7 +389,7 @@ TEMPLATES: dict[str, Template] = {
             f"Euro NCAP Assisted Driving: cut-in; {NHTSA}: vehicle(s) changing lanes, same direction",
             (
                 Param("side", "lane it comes from", choices=("left", "right")),
-                Param("gap_m", "distance ahead of the ego when it is in the lane", 6.0, 20.0, "m"),
+                Param("gap_m", "distance ahead of the ego when it is in the lane", 8.0, 25.0, "m"),
                 Param("rel_speed_mps", "its speed minus the ego's", -3.0, 3.0, "m/s"),
                 Param("lane_change_s", "duration of the lane change", 1.0, 2.5, "s"),
                 ONSET, VEHICLE, COLOUR,
