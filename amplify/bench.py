@@ -128,11 +128,14 @@ class PeakRSS:
     descendant (the embedded Ray, its workers, their children; shared pages count once per
     process, so the tree figure is an upper bound)."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Path | None = None) -> None:
         import threading
 
         from pipelines.run import ray_psutil
 
+        # The job's own peak, before its commit writes the manifest and the reports (the reports
+        # read committed frames: amplify.report's cost, not the job's).
+        self.out, self.job_uss_mb = out, 0.0
         self.psutil = ray_psutil()
         self.me = self.psutil.Process()
         self.driver_mb = self.tree_mb = self.uss_mb = 0.0
@@ -152,7 +155,10 @@ class PeakRSS:
                         pass
                 self.driver_mb = max(self.driver_mb, own / 2**20)
                 # USS: the driver's own pages, without the object store it maps (shared)
-                self.uss_mb = max(self.uss_mb, self.me.memory_full_info().uss / 2**20)
+                uss = self.me.memory_full_info().uss / 2**20
+                self.uss_mb = max(self.uss_mb, uss)
+                if self.out is not None and not (self.out / "_manifests").exists():
+                    self.job_uss_mb = max(self.job_uss_mb, uss)
                 self.tree_mb = max(self.tree_mb, tree / 2**20)
             except self.psutil.Error:
                 pass
@@ -163,6 +169,7 @@ class PeakRSS:
         self._t.join()
         return {"peak_rss_driver_mb": round(self.driver_mb, 1),
                 "peak_uss_driver_mb": round(self.uss_mb, 1),
+                "peak_uss_driver_before_commit_mb": round(self.job_uss_mb, 1),
                 "peak_rss_tree_mb": round(self.tree_mb, 1)}  # fmt: skip
 
 
@@ -220,7 +227,7 @@ def job_part(mode: str, clips: Path, out: Path, workers: int, size: str = "small
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = load_config("run", RunConfig, job_overrides(clips, out, workers, size))
-    rss = PeakRSS()
+    rss = PeakRSS(out)
     ray_start = 0.0
     if mode == "ray":
         t = time.perf_counter()
