@@ -6,6 +6,7 @@
              small clips vs a plain loop of the same stages; 1 vs 2 workers; peak RSS at 10 vs
              200 clips; a projection for N generate workers (`--clips N` to change the 200)
     scenarios  one scenario variation (edit, rasterise, paint, grade) of 17 x 256 x 128, s
+    export   `amplify export` of 10,000 frames vs reading them once
     tokenizer, attention: see their own modules (amplify.tokenizer.bench, kernels.bench.attention)
 
 Prints one JSON line per benchmark; `--only decode,synth` picks some.
@@ -318,6 +319,12 @@ def bench_synth() -> dict:
     return {"bench": "synth", **run()}
 
 
+def bench_export() -> dict:
+    from amplify.export.bench import bench_export as run
+
+    return {"bench": "export", **run()}
+
+
 def bench_scenarios() -> dict:
     from amplify.scenarios.bench import bench
 
@@ -338,8 +345,8 @@ def main() -> None:
                     help="job benchmark windows: small (9 x 128 x 64) or full (17 x 256 x 128)")  # fmt: skip
     ap.add_argument(
         "--only",
-        default="decode,synth,job,scenarios",
-        help="comma list of: decode, synth, job, scenarios",
+        default="decode,synth,job,scenarios,export",
+        help="comma list of: decode, synth, job, scenarios, export",
     )
     args = ap.parse_args()
     if args.job_part:
@@ -358,6 +365,8 @@ def main() -> None:
         print(json.dumps(job), flush=True)
     if "scenarios" in only:
         print(json.dumps(bench_scenarios()), flush=True)
+    if "export" in only:
+        print(json.dumps(bench_export()), flush=True)
 
 
 if __name__ == "__main__":

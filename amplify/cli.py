@@ -349,7 +349,7 @@ def do_run(cfg) -> int:
 
     result = run_job(cfg)
     print_result(result)
-    return 0
+    return result.exit_code  # 1 when more than `max_error_rate` of the inputs failed
 
 
 def print_result(result) -> None:
@@ -392,7 +392,7 @@ def do_demo(cfg: DemoConfig) -> int:
 
     out = Path(cfg.out).resolve()
     corpus = out / "corpus"
-    print(f"1/2 synthetic corpus: {cfg.clips} scene(s) under every condition -> {corpus}")
+    print(f"1/3 synthetic corpus: {cfg.clips} scene(s) under every condition -> {corpus}")
     make_corpus(SynthConfig(out=str(corpus), clips=cfg.clips, seed=cfg.seed))
     sheet = contact_sheet(scene_seed(cfg.seed, 0), out / "contact_sheet.png")
     extra = []
@@ -401,7 +401,8 @@ def do_demo(cfg: DemoConfig) -> int:
         extra.append(str(real.resolve()))
         print(f"    + real clips from {real}")
     print(
-        "2/2 job: ingest -> world-model variations -> Parquet dataset (embedded Ray, local MLflow)"
+        "2/3 job: ingest -> world-model variations and scenarios -> Parquet dataset (embedded Ray, "
+        "local MLflow)"
     )
     run_cfg = RunConfig(
         input=str(corpus),
@@ -423,7 +424,21 @@ def do_demo(cfg: DemoConfig) -> int:
     if page.is_file():
         print(f"html:     {page}  (source and variations playing side by side; open in a browser)")
     print(f"synth:    {sheet}  (the synthetic scene as rendered under every condition)")
-    return 0
+    print()
+    print(
+        "3/3 export: train / validation / test by source clip, for training jobs (docs/EXPORT.md)"
+    )
+    from amplify.export.config import ExportConfig
+    from amplify.export.job import run_export
+
+    export = out / "export"
+    run_export(ExportConfig(input=str(out / "dataset"), output=str(export), overwrite=True,
+                            formats=["parquet", "webdataset", "coco"]))  # fmt: skip
+    print(
+        f"export:   {export}  (Parquet for datasets/polars/Ray Data, WebDataset mp4 shards, COCO;"
+    )
+    print(f"          its card: {export / 'README.md'}; load it with amplify.data)")
+    return result.exit_code
 
 
 if __name__ == "__main__":

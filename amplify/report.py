@@ -123,7 +123,8 @@ def variations_sheet(dataset: str | Path, out_png: str | Path, max_rows: int = 8
     order = sorted(parents, key=lambda k: parents[k]["source_path"])[:max_rows]
     variations = sorted({c["variation"] for kids in children.values() for c in kids})
     wanted = set(order) | {c["clip_id"] for k in order for c in children[k]}
-    frames = read_table(dataset, "frames", ["clip_id", "frame_index", "image", "boxes"]).to_pylist()
+    frames = read_table(dataset, "frames", ["clip_id", "frame_index", "image", "boxes"],
+                        filters=[("clip_id", "in", sorted(wanted))]).to_pylist()  # fmt: skip
     by_clip: dict[str, list[dict]] = {}
     for f in frames:
         if f["clip_id"] in wanted:

@@ -61,8 +61,8 @@ def test_every_verb_has_a_config_and_help(capsys, verb):
     assert (CONFIG_DIR / f"{verb.config}.yaml").is_file()
     assert main([*verb.name.split(), "--help"]) == 0
     assert callable(_resolve(verb.handler))
-    if verb.name not in ("run",):  # run needs input=
-        load_config(verb.config, _resolve(verb.schema), [])
+    required = {"run": ["input=x"], "export": ["input=x", "output=y"]}  # no defaults for these
+    load_config(verb.config, _resolve(verb.schema), required.get(verb.name, []))
 
 
 def test_a_folder_under_configs_never_shadows_a_key():

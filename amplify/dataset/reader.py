@@ -39,8 +39,11 @@ def committed_files(out: str | Path, table: str) -> list[Path]:
     return [out / f for m in read_manifests(out) for f in m.files.get(table, [])]
 
 
-def read_table(out: str | Path, table: str, columns: list[str] | None = None) -> pa.Table:
-    """All committed rows of `table` (optionally only `columns`), schema-checked."""
+def read_table(
+    out: str | Path, table: str, columns: list[str] | None = None, filters: list | None = None
+) -> pa.Table:
+    """All committed rows of `table` (optionally only `columns`, and only rows that pass the
+    pyarrow `filters`, e.g. `[("clip_id", "in", ids)]`, read without loading the others)."""
     files = committed_files(out, table)
     schema = schema_for(table)
     if columns:
@@ -49,12 +52,22 @@ def read_table(out: str | Path, table: str, columns: list[str] | None = None) ->
     for f in files:
         doc = check_schema(f)
         if doc["schema_version"] == SCHEMA_VERSION:
-            parts.append(pq.read_table(f, columns=columns))
+            parts.append(pq.read_table(f, columns=columns, filters=filters))
         else:
-            parts.append(_upgrade(f, schema))
+            t = _upgrade(f, schema)
+            if filters:
+                t = _filter(t, filters)
+            parts.append(t)
     if not parts:
         return schema.empty_table()
     return pa.concat_tables(parts)
+
+
+def _filter(t: pa.Table, filters: list) -> pa.Table:
+    """`t` filtered by pyarrow DNF `filters` (a list of (column, op, value) ANDed)."""
+    import pyarrow.parquet as pq_
+
+    return t.filter(pq_.filters_to_expression(filters))
 
 
 def _upgrade(path: Path, schema: pa.Schema) -> pa.Table:
