@@ -88,6 +88,7 @@ class PainterTrainConfig:
     min_lr_frac: float = 0.05
     grad_weight: float = 1.0
     grad_clip: float = 1.0
+    init_from: str = ""  # a painter .safetensors to start from (an older 6-channel head is padded)
     max_minutes: float = 22.0  # stop (and export) after this much fitting time; 0 = no limit
     log_every: int = 25
     ckpt_every: int = 100
@@ -459,6 +460,21 @@ def evaluate(model: Painter, cfg: PainterTrainConfig, progress=print) -> dict:
     return res
 
 
+def warm_start(model: Painter, path: str) -> None:
+    """Load weights from `path`; a head with fewer output channels (the first painter predicted
+    gain and bias only) fills the first channels, the rest (the residual) stay zero."""
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(path).items()}
+    own = model.state_dict()
+    for k in ("head.weight", "head.bias"):
+        if k in state and state[k].shape != own[k].shape:
+            w = torch.zeros_like(own[k])
+            w[: state[k].shape[0]] = state[k]
+            state[k] = w
+    model.load_state_dict(state)
+
+
 # Entry point --------------------------------------------------------------------------------
 
 
@@ -483,6 +499,9 @@ def train(cfg: PainterTrainConfig, progress: Callable[[str], None] = print) -> d
     bank_s = time.perf_counter() - t0
     # 3. Fit.
     model = Painter(PainterConfig(widths=tuple(cfg.widths)))
+    if cfg.init_from:
+        warm_start(model, cfg.init_from)
+        progress(f"painter: started from {cfg.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     progress(f"painter: {n_params / 1e6:.2f} M parameters")
     result = fit(model, bank, cfg, progress, resume=out / "last.pt")

@@ -8,7 +8,7 @@ removed ones, per frame, at pixel resolution.
 The grade world model only re-colours source pixels, so it can neither add nor remove agents;
 the painter does, inside the edit's `region` and nowhere else. Design:
 - Input per pixel (`INPUT_CHANNELS` = 21): the source frame in [0, 1] with the `remove` pixels
-  zeroed (3), the `insert` and `remove` masks (2), the inserted agents' proxy G-buffer: albedo (3),
+  filled from around them (`fill_holes`: push-pull interpolation, Gortler et al. 1996) (3), the `insert` and `remove` masks (2), the inserted agents' proxy G-buffer: albedo (3),
   normals (3), inverse depth 8 / (8 + d) (1), one-hot category (7, `AGENT_CATEGORIES`), head and
   tail lamp codes (2); all proxies are 0 outside `insert`.
 - A small convolutional U-Net (no normalisation layers, so a 64 px training crop and a full frame
@@ -16,9 +16,10 @@ the painter does, inside the edit's `region` and nowhere else. Design:
   two dilated convs at the bottleneck (receptive field ~ 140 px: the clip's lighting is read from
   the context around the region); the scenario id (`amplify.conditions.scenario_id`) is an
   embedding added at the bottleneck.
-- Output: a per-pixel colour affine of the proxy albedo, `rgb = gain * albedo + bias` (6
-  channels). Lighting multiplies albedo, so shading an agent is a smooth gain; where nothing is
-  inserted (albedo 0) the bias alone inpaints the background.
+- Output (9 channels): where an agent is inserted, a per-pixel colour affine of the proxy albedo,
+  `rgb = gain * albedo + bias` (lighting multiplies albedo, so shading an agent is a smooth
+  gain); elsewhere in the region (removed agents) a residual over the filled source,
+  `rgb = fill + residual`, so a zero residual is already a smooth background.
 - Compose: `out = source` outside `region` (bit-identical), the painted pixels inside.
 
 Baselines for the evaluation: `copy_paste` (the twin's own pixels: the ceiling) and `flat_box`
@@ -93,11 +94,11 @@ class Painter(nn.Module):
         self.dec2 = _block(w3 + w2, w2)
         self.dec1 = _block(w2 + w1, w1)
         self.dec0 = _block(w1 + w0, w0)
-        self.head = nn.Conv2d(w0, 6, 1)
+        self.head = nn.Conv2d(w0, 9, 1)
         nn.init.zeros_(self.scenario.weight)
         nn.init.zeros_(self.head.weight)
         with torch.no_grad():  # start at rgb = 0.6 * albedo + 0.2: a lit, slightly grey agent
-            self.head.bias.copy_(torch.tensor([0.6, 0.6, 0.6, 0.2, 0.2, 0.2]))
+            self.head.bias.copy_(torch.tensor([0.6, 0.6, 0.6, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0]))
 
     def forward(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
         """x (B, 21, H, W) from `painter_inputs`, H and W multiples of 8; scenario (B,) int64.
@@ -111,12 +112,32 @@ class Painter(nn.Module):
         d2 = self.dec2(torch.cat([_up(e3), e2], 1))  # (B, w2, H/4, W/4)
         d1 = self.dec1(torch.cat([_up(d2), e1], 1))  # (B, w1, H/2, W/2)
         d0 = self.dec0(torch.cat([_up(d1), e0], 1))  # (B, w0, H, W)
-        gain, bias = self.head(d0).chunk(2, 1)  # (B, 3, H, W) each
-        return gain * albedo + bias
+        gain, bias, resid = self.head(d0).chunk(3, 1)  # (B, 3, H, W) each
+        ins = x[:, 3:4]  # (B, 1, H, W)
+        return ins * (gain * albedo + bias) + (1 - ins) * (x[:, :3] + resid)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def fill_holes(img: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """`img` (B, C, H, W) with the `hole` (B, 1, H, W) bool pixels filled by push-pull: each
+    coarser level averages the known pixels below it; holes take the upsampled coarser value."""
+    if not bool(hole.any()):
+        return img
+    known = (~hole).float()
+    H, W = img.shape[-2:]
+    if min(H, W) <= 2 or not bool(known.any()):
+        mean = (img * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(
+            1
+        )
+        return torch.where(hole, mean, img)
+    num = F.avg_pool2d(img * known, 2, ceil_mode=True)
+    den = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse = fill_holes(num / den.clamp_min(1e-6), den <= 0)
+    up = F.interpolate(coarse, size=(H, W), mode="bilinear", align_corners=False)
+    return torch.where(hole, up, img)
 
 
 def painter_inputs(
@@ -133,7 +154,8 @@ def painter_inputs(
     insert / remove (B, H, W) bool, albedo / normal (B, H, W, 3) float, depth (B, H, W) metres,
     category / emissive (B, H, W) uint8 (0 outside `insert`)."""
     ins = insert.float()
-    src = source.float() / 255.0 * (~remove).float()[..., None]  # (B, H, W, 3)
+    src = source.float().permute(0, 3, 1, 2) / 255.0  # (B, 3, H, W)
+    src = fill_holes(src, remove[:, None]).permute(0, 2, 3, 1)  # (B, H, W, 3)
     inv_depth = torch.where(insert, DEPTH_SCALE_M / (DEPTH_SCALE_M + depth.float()), 0.0)
     cat = F.one_hot(category.long(), N_CATEGORIES + 1)[..., 1:].float()  # (B, H, W, 7)
     lamps = torch.stack([emissive == EMIT_HEAD, emissive == EMIT_TAIL], -1).float()  # (B,H,W,2)
