@@ -126,6 +126,10 @@ def detector_hits(detector, frames: np.ndarray, boxes_per_frame: list[list], min
     return out
 
 
+def _xyxy(b) -> tuple[float, float, float, float]:
+    return (b.x0, b.y0, b.x1, b.y1)
+
+
 def _add(total: dict, part: dict) -> None:
     for k, (f, n) in part.items():
         t = total.setdefault(k, [0, 0])
@@ -147,7 +151,13 @@ def score_sample(src, twin, outputs: dict, maps, edit, world, detector, min_px: 
     in_box = inserted if inserted.any() else box_mask(world.labels, gone, T, H, W)
     region = maps.region
     gen_boxes = [[b for b in boxes if b.is_generated] for boxes in maps.labels.frames]
-    removed_boxes = [[b for b in boxes if b.track_id in gone] for boxes in world.labels.frames]
+    # Removed agents' boxes, except where an inserted agent now stands on the same spot (a lead
+    # car put where a cleared one was): a detection there is the new agent, not a leftover.
+    removed_boxes = [
+        [b for b in boxes if b.track_id in gone
+         and not any(iou(_xyxy(b), _xyxy(g)) >= 0.3 for g in gen_boxes[t])]
+        for t, boxes in enumerate(world.labels.frames)
+    ]  # fmt: skip
     row: dict[str, Any] = {}
     for name, out in outputs.items():
         outside_o = np.where(region[..., None], src, out)
