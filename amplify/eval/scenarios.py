@@ -270,6 +270,8 @@ def evaluate_scenarios(
     for name in hits:
         for m, h in hits[name].items():
             _add(families.setdefault(m, {}), h["hits"])
+    for name in gt_hits:  # the detector on the ground-truth twins: what it can find at all
+        _add(families.setdefault("twin", {}), gt_hits[name])
     result: dict[str, Any] = {
         "templates": templates,
         "recall_by_family": {
@@ -383,11 +385,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"{f(m['outside_blur_ssim'])} | {f(m.get('recall'), 2)} / {f(t.get('twin_recall'), 2)}"
             f" / {f(b.get('recall'), 2)} | {f(m.get('removed_found'), 2)} |"
         )
-    fam = result.get("recall_by_family", {}).get("model", {})
-    if fam:
-        lines.append("")
-        lines.append("Detector recall on inserted agents (model): " + ", ".join(
-            f"{k} {v['recall']:.2f} ({v['boxes']} boxes)" for k, v in sorted(fam.items())))  # fmt: skip
+    for who in ("model", "twin", "flat_box"):
+        fam = result.get("recall_by_family", {}).get(who, {})
+        if fam:
+            lines.append("")
+            lines.append(f"Detector recall on inserted agents ({who}): " + ", ".join(
+                f"{k} {v['recall']:.2f} ({v['boxes']} boxes)" for k, v in sorted(fam.items())))  # fmt: skip
     if "real" in result:
         r = result["real"]
         lines.append("")

@@ -132,6 +132,12 @@ def _onset(world: World, p: dict) -> float:
     return world.start_s + float(p.get("onset", 0.0)) * world.duration_s
 
 
+def _ahead_at_end(world: World, distance: float) -> float:
+    """Road position `distance` m ahead of the ego at the window's last frame: distances are
+    measured there, so the event stays in view for the whole window (the ego keeps its speed)."""
+    return world.ego_s(world.start_s + world.duration_s) + distance
+
+
 def _clear(world: World, t: float, s_lo: float, s_hi: float, d_lo: float, d_hi: float) -> set[int]:
     """Ids of agents whose position at time `t` lies in the road rectangle (their path is taken)."""
     out = set()
@@ -151,7 +157,7 @@ def _ego_lane(world: World) -> tuple[float, float]:
 def _crossing(world: World, p: dict, category: str, colour, size) -> Edit:
     road = world.scene.road
     t_on = _onset(world, p)
-    s_c = world.ego_s(t_on) + p["distance_m"]
+    s_c = _ahead_at_end(world, p["distance_m"])
     near = p["side"] == "near"
     sign = 1.0 if near else -1.0
     kerb = road.right_edge if near else road.left_edge
@@ -212,8 +218,10 @@ def cut_in(p: dict, world: World) -> Edit:
 
 def _lead(p: dict, world: World, v: float, acc: float = 0.0) -> Edit:
     t_on = _onset(world, p)
-    s_at_on = world.ego_s(t_on) + p["distance_m"]
-    s0 = s_at_on - v * t_on
+    t_end = world.start_s + world.duration_s
+    moved = float(Track(0.0, v, 0.0, acc=acc, ta=t_on).at(np.array([t_end]))[0][0])
+    s0 = _ahead_at_end(world, p["distance_m"]) - moved  # the headway at the last frame
+    s_at_on = s0 + v * t_on
     tid = world.next_track_id()
     track = Track(s0, v, world.ego_lane_d, acc=acc, ta=t_on)
     kind = p["vehicle"]
@@ -233,7 +241,7 @@ def lead_stopped(p: dict, world: World) -> Edit:
 
 def animal_on_road(p: dict, world: World) -> Edit:
     t_on = _onset(world, p)
-    s = world.ego_s(t_on) + p["distance_m"]
+    s = _ahead_at_end(world, p["distance_m"])
     d = world.ego_lane_d + p["lateral_m"]
     scale = p["height_m"] / 1.15
     L, W, H = (v * scale for v in _size("animal"))
@@ -248,7 +256,7 @@ def animal_on_road(p: dict, world: World) -> Edit:
 
 
 def debris_in_lane(p: dict, world: World) -> Edit:
-    s = world.ego_s(world.start_s) + p["distance_m"]
+    s = _ahead_at_end(world, p["distance_m"])
     track = Track(s, 0.0, world.ego_lane_d + p["lateral_m"])
     tid = world.next_track_id()
     size = (p["length_m"], p["width_m"], p["height_m"])
@@ -263,8 +271,9 @@ def oncoming_in_lane(p: dict, world: World) -> Edit:
     d_e = world.ego_lane_d
     d_from = -world.lane_width / 2  # the first oncoming lane
     v = -p["speed_mps"]
-    s_on = world.ego_s(t_on) + p["distance_m"]
-    s0 = s_on - v * t_on
+    t_end = world.start_s + world.duration_s
+    s0 = _ahead_at_end(world, p["distance_m"]) - v * t_end
+    s_on = s0 + v * t_on
     drift = p["drift_s"]
     tid = world.next_track_id()
     track = Track(s0, v, d_from, (d_e - d_from) / drift, t_on, t_on + drift)
@@ -353,7 +362,7 @@ NCAP_C2C = "Euro NCAP AEB Car-to-Car protocol"
 NHTSA = "NHTSA pre-crash typology"
 _CROSS = (
     Param("side", "near = from the right kerb (Euro NCAP nearside), far = from the left", choices=("near", "far")),
-    Param("distance_m", "crossing point ahead of the ego at onset", 12.0, 30.0, "m"),
+    Param("distance_m", "crossing point ahead of the ego at the last frame", 8.0, 30.0, "m"),
     Param("step_out_m", "how far into the road the agent stands at onset", 0.0, 1.5, "m"),
     ONSET,
     COLOUR,
@@ -400,7 +409,7 @@ TEMPLATES: dict[str, Template] = {
             "lead_braking", "event", "the vehicle ahead in the ego lane brakes hard",
             f"{NCAP_C2C}: CCRb (car-to-car rear, braking); {NHTSA}: lead vehicle decelerating",
             (
-                Param("distance_m", "headway when braking starts", 10.0, 30.0, "m"),
+                Param("distance_m", "headway at the last frame", 8.0, 30.0, "m"),
                 Param("decel_mps2", "deceleration (Euro NCAP: 2 and 6; hard from 4)", 4.0, 8.0, "m/s^2"),
                 ONSET, VEHICLE, COLOUR,
             ),
@@ -409,14 +418,14 @@ TEMPLATES: dict[str, Template] = {
         Template(
             "lead_stopped", "event", "a vehicle stands still in the ego lane ahead",
             f"{NCAP_C2C}: CCRs (car-to-car rear, stationary); {NHTSA}: lead vehicle stopped",
-            (Param("distance_m", "distance ahead at the first frame", 15.0, 50.0, "m"), VEHICLE, COLOUR),
+            (Param("distance_m", "distance ahead at the last frame", 10.0, 40.0, "m"), VEHICLE, COLOUR),
             lead_stopped,
         ),
         Template(
             "animal_on_road", "event", "an animal (dog to deer size) stands on or crosses the road",
             f"{NHTSA}: animal crash without prior vehicle manoeuvre",
             (
-                Param("distance_m", "distance ahead at onset", 12.0, 40.0, "m"),
+                Param("distance_m", "distance ahead at the last frame", 8.0, 35.0, "m"),
                 Param("lateral_m", "offset from the ego lane's centre, right positive", -1.5, 1.5, "m"),
                 Param("height_m", "shoulder-to-head height", 0.6, 1.3, "m"),
                 Param("speed_mps", "crossing speed (0: standing)", 0.0, 3.0, "m/s"),
@@ -430,7 +439,7 @@ TEMPLATES: dict[str, Template] = {
             "debris_in_lane", "event", "a lost load lies in the ego lane",
             f"{NHTSA}: object crash without prior vehicle manoeuvre",
             (
-                Param("distance_m", "distance ahead at the first frame", 10.0, 40.0, "m"),
+                Param("distance_m", "distance ahead at the last frame", 8.0, 35.0, "m"),
                 Param("lateral_m", "offset from the ego lane's centre", -1.0, 1.0, "m"),
                 Param("length_m", "size along the road", 0.5, 1.2, "m"),
                 Param("width_m", "size across the road", 0.4, 1.0, "m"),
@@ -444,7 +453,7 @@ TEMPLATES: dict[str, Template] = {
             f"{NCAP_C2C}: CCFhos (car-to-car front, head-on straight); {NHTSA}: opposite direction "
             "without prior vehicle manoeuvre",
             (
-                Param("distance_m", "distance ahead at onset", 30.0, 70.0, "m"),
+                Param("distance_m", "distance ahead at the last frame", 15.0, 50.0, "m"),
                 Param("speed_mps", "its speed toward the ego", 6.0, 15.0, "m/s"),
                 Param("drift_s", "time it takes to cross into the ego lane", 1.0, 2.5, "s"),
                 ONSET, VEHICLE, COLOUR,

@@ -59,7 +59,7 @@ def test_event_inserts_a_visible_labelled_agent(world, name):
         edit = TEMPLATES[name].build(sample_spec(name, seed).params, world)
         maps = render_edit(world, edit)
         gen = {b.track_id for f in maps.labels.frames for b in f if b.is_generated}
-        if maps.insert.any():
+        if maps.insert.any() and gen:  # visible, and big enough to be labelled
             break
     assert maps.insert.any() and gen <= edit.new_ids and gen
     # Inserted pixels are exactly the new agents' pixels of the edited render.
