@@ -385,7 +385,10 @@ def do_status(cfg: StatusConfig) -> int:
 
 
 def do_demo(cfg: DemoConfig) -> int:
+    import shutil
+
     from amplify.config import GenerateConfig, RunConfig, TrackingConfig
+    from amplify.errors import SchemaError
     from amplify.synth.contact_sheet import contact_sheet
     from amplify.synth.corpus import SynthConfig, make_corpus, scene_seed
     from pipelines.run import run_job
@@ -417,7 +420,12 @@ def do_demo(cfg: DemoConfig) -> int:
         ),
         tracking=TrackingConfig(uri=f"sqlite:///{out / 'mlflow.db'}"),
     )
-    result = run_job(run_cfg)
+    try:
+        result = run_job(run_cfg)
+    except SchemaError as e:  # a demo dataset written by an older amplify: the demo starts over
+        print(f"    {e}\n    the demo's dataset is disposable: starting it over")
+        shutil.rmtree(out / "dataset")
+        result = run_job(run_cfg)
     print()
     print_result(result)
     page = out / "dataset" / "_reports" / f"{result.job_id}.html"

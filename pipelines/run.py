@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from amplify.config import RayConfig, RunConfig
+from amplify.dataset.reader import check_dataset
 from amplify.dataset.writer import (
     Manifest,
     commit,
@@ -292,6 +293,7 @@ def run_job(cfg: RunConfig, log: Log = print) -> JobResult:
               "variations", "generated_frames"):  # fmt: skip
         job.counts[k] = 0
     check_models(cfg)  # fail before any work, not in an actor an hour in
+    check_dataset(out)  # an output written by an older, unreadable schema: say so now
 
     plan = run_plan(cfg, job, log)
     targets = run_ingest(cfg, job, plan.tasks, log)

@@ -32,6 +32,15 @@ def check_schema(path: str | Path) -> dict:
     return doc
 
 
+def check_dataset(out: str | Path) -> None:
+    """Raise `SchemaError` (naming the file) if any committed file of the dataset at `out` is of
+    a version this code cannot read: a job checks its output before any work."""
+    for table in TABLES:
+        for f in committed_files(out, table):
+            if f.is_file():
+                check_schema(f)
+
+
 def committed_files(out: str | Path, table: str) -> list[Path]:
     if table not in TABLES:
         raise ValueError(f"table {table!r} not in {TABLES}")

@@ -117,3 +117,28 @@ def test_reader_reads_a_schema_2_part_with_the_new_columns_as_nulls(tmp_path):
     assert [r["blur_ssim"] for r in rows] == [None, pytest.approx(0.9)]
     assert rows[0]["spec"] is None and rows[1]["spec"] == "{}"
     assert read_table(out, "clips", ["clip_id", "cls_score"]).num_rows == 2
+
+
+def test_a_job_refuses_an_unreadable_output_before_any_work(tmp_path):
+    """A dataset committed by an amplify whose schema this one cannot read: `run_job` names the
+    file at once, before hashing or ingesting anything."""
+    from amplify.config import RunConfig, TrackingConfig
+    from amplify.dataset.reader import check_dataset
+    from pipelines.run import run_job
+
+    out = tmp_path / "ds"
+    table = to_table("errors", error_rows(1))
+    meta = dict(table.schema.metadata)
+    meta[b"amplify"] = json.dumps({"schema_version": 999, "table": "errors"}).encode()
+    write_part(table, staging_dir(out, "old") / "errors" / "old.parquet")
+    commit(out, Manifest(job_id="old", created=now_iso(), config={}), {"errors": ["old.parquet"]})
+    # ... then the committed file as a future (or long-gone) version of amplify wrote it:
+    pq.write_table(table.replace_schema_metadata(meta), out / "errors" / "old.parquet")
+    with pytest.raises(SchemaError, match="old.parquet: schema version 999"):
+        check_dataset(out)
+    cfg = RunConfig(input=str(tmp_path / "nothing"), output=str(out),
+                    tracking=TrackingConfig(enabled=False))  # fmt: skip
+    logs: list[str] = []
+    with pytest.raises(SchemaError, match="old.parquet"):
+        run_job(cfg, log=logs.append)
+    assert logs == []  # nothing was started
