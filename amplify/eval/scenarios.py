@@ -34,16 +34,13 @@ from amplify.eval import metrics as M
 
 METHODS = ("model", "copy_paste", "flat_box")
 FAMILY = {"car": "vehicle", "van": "vehicle", "truck": "vehicle"}
-EVENTS = (
-    "pedestrian_crossing",
-    "cyclist_crossing",
-    "cut_in",
-    "lead_braking",
-    "lead_stopped",
-    "animal_on_road",
-    "debris_in_lane",
-    "oncoming_in_lane",
-)
+
+
+def events() -> list[str]:
+    """The library's rare-event templates (kind "event"), in library order."""
+    from amplify.scenarios.library import TEMPLATES
+
+    return [name for name, t in TEMPLATES.items() if t.kind == "event"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class ScenarioEvalConfig:
     min_box_px: int = 8  # boxes shorter than this are not counted for recall (below resolution)
     real: str = ""  # a folder of real clips: inserted agents there, detector recall + sheet
     real_clips: int = 2
-    real_templates: list[str] = field(default_factory=lambda: list(EVENTS))
+    real_templates: list[str] = field(default_factory=events)
     sheet: str = ""  # contact sheet (.png/.jpg): source | twin | model | flat box per template
     real_sheet: str = ""
     out_json: str = ""

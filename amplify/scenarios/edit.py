@@ -82,7 +82,7 @@ def render_edit(world: World, edit: Edit) -> EditMaps:
         if tid < len(lut):
             lut[tid] = c
     category = np.where(insert, lut[g.instance], 0).astype(np.uint8)
-    remove = _box_mask(world.labels, edit.gone_ids, T, H, W)
+    remove = box_mask(world.labels, edit.gone_ids, T, H, W)
     if world.exact and edit.gone_ids:
         # Far agents have pixels but no box in frames where they are tiny (boxes.MIN_PIXELS):
         # their own pixels, grown like the boxes, go too, or a removed agent would flicker.
@@ -136,7 +136,8 @@ def render_edit(world: World, edit: Edit) -> EditMaps:
     )
 
 
-def _box_mask(labels: ClipLabels | None, ids, T: int, H: int, W: int) -> np.ndarray:
+def box_mask(labels: ClipLabels | None, ids, T: int, H: int, W: int) -> np.ndarray:
+    """(T, H, W) bool: the boxes of track `ids` in each frame, grown by `REMOVE_DILATE_PX`."""
     out = np.zeros((T, H, W), bool)
     if labels is None or not ids:
         return out

@@ -33,8 +33,9 @@ import torch
 
 from amplify.conditions import Condition, all_conditions, scenario_id
 from amplify.errors import ConfigError
+from amplify.eval.metrics import masked_psnr, masked_ssim
 from amplify.labels import ClipLabels
-from amplify.scenarios.edit import REMOVE_DILATE_PX, Edit, EditMaps, NothingToEdit, render_edit
+from amplify.scenarios.edit import Edit, EditMaps, NothingToEdit, box_mask, render_edit
 from amplify.scenarios.library import TEMPLATES, sample_spec
 from amplify.scenarios.world import World
 from amplify.synth.classes import AGENT_CATEGORIES
@@ -47,8 +48,6 @@ from amplify.wfm.painter import (
     PainterConfig,
     copy_paste,
     flat_box,
-    masked_psnr,
-    masked_ssim,
     paint,
     painter_inputs,
 )
@@ -179,7 +178,7 @@ def reverse_pair(p: Pair) -> Pair:
     replaced) are inserted from the source G-buffer and the ones it placed are painted over."""
     g, m = p.source_g, p.maps
     insert = np.isin(g.instance, np.array(sorted(p.edit.gone_ids), np.int32))
-    remove = _box_mask(m.labels, set(p.edit.new_ids), insert.shape)
+    remove = box_mask(m.labels, set(p.edit.new_ids), *insert.shape)
     lut = np.zeros(int(g.instance.max()) + 1, np.uint8)
     for a in p.world.scene.agents:
         if a.track_id < len(lut):
@@ -197,19 +196,6 @@ def reverse_pair(p: Pair) -> Pair:
     )
     sid = scenario_id("add_traffic" if p.template == "remove_agent" else "remove_agent")
     return replace(p, source=p.twin, twin=p.source, maps=rev, scenario=sid, source_g=m.gbuffer)
-
-
-def _box_mask(labels: ClipLabels, ids: set[int], shape: tuple[int, int, int]) -> np.ndarray:
-    T, H, W = shape
-    out = np.zeros(shape, bool)
-    d = REMOVE_DILATE_PX
-    for i, boxes in enumerate(labels.frames[:T]):
-        for b in boxes:
-            if b.track_id in ids:
-                x0, y0 = max(0, int(np.floor(b.x0)) - d), max(0, int(np.floor(b.y0)) - d)
-                x1, y1 = min(W, int(np.ceil(b.x1)) + d), min(H, int(np.ceil(b.y1)) + d)
-                out[i, y0:y1, x0:x1] = True
-    return out
 
 
 def random_condition(rng: np.random.Generator, cfg: PainterTrainConfig) -> Condition:

@@ -24,7 +24,7 @@ the painter does, inside the edit's `region` and nowhere else. Design:
 
 Baselines for the evaluation: `copy_paste` (the twin's own pixels: the ceiling) and `flat_box`
 (each inserted agent's box in its mean twin colour, removed regions in the mean surrounding
-colour: the floor). `masked_ssim` / `masked_psnr` score a clip inside a mask.
+colour: the floor). `amplify.eval.metrics.masked_ssim` / `masked_psnr` score them inside a mask.
 """
 
 from __future__ import annotations
@@ -269,41 +269,3 @@ def flat_box(source: np.ndarray, twin: np.ndarray, maps: EditMaps, ring_px: int 
             x1, y1 = int(np.ceil(b.x1)), int(np.ceil(b.y1))
             out[t, y0:y1, x0:x1] = twin[t][mask].mean(0).round().astype(np.uint8)
     return out
-
-
-# Metrics inside a mask ------------------------------------------------------------------------
-
-
-def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-pixel SSIM of two luma frames (H, W) float64, constants of `amplify.eval.metrics`."""
-    from amplify.eval.metrics import SSIM_K1, SSIM_K2, SSIM_L, SSIM_SIGMA, SSIM_TRUNCATE
-
-    c1, c2 = (SSIM_K1 * SSIM_L) ** 2, (SSIM_K2 * SSIM_L) ** 2
-
-    def g(z: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(z, SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
-
-    mx, my = g(x), g(y)
-    sxx, syy, sxy = g(x * x) - mx * mx, g(y * y) - my * my, g(x * y) - mx * my
-    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-
-
-def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """Luma SSIM (Wang et al., windows over the whole frame) averaged over the `mask` pixels of
-    two clips (T, H, W, 3) uint8; nan for an empty mask."""
-    from amplify.eval.metrics import luma
-
-    if not mask.any():
-        return float("nan")
-    ya, yb = luma(a), luma(b)
-    vals = [_ssim_map(ya[t], yb[t])[mask[t]] for t in range(len(mask)) if mask[t].any()]
-    return float(np.concatenate(vals).mean())
-
-
-def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR (dB, peak 255) over the `mask` pixels of two clips (T, H, W, 3); nan when empty."""
-    if not mask.any():
-        return float("nan")
-    d = a[mask].astype(np.float64) - b[mask].astype(np.float64)
-    mse = float(np.mean(d**2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from amplify.conditions import Condition, scenario_id
+from amplify.eval.metrics import masked_ssim
 from amplify.wfm.paint_train import (
     bank_inputs,
     crops_of,
@@ -23,7 +24,6 @@ from amplify.wfm.painter import (
     PainterConfig,
     copy_paste,
     flat_box,
-    masked_ssim,
     paint,
 )
 
