@@ -266,3 +266,18 @@ def json_ready(x: Any) -> Any:
     if isinstance(x, float):
         return round(x, 4) if math.isfinite(x) else None
     return x
+
+
+def emit(result: dict, table, out_json: str, progress) -> dict:
+    """How every `amplify eval` verb ends: the JSON-ready result, its Markdown `table` as a
+    progress line, `out_json` written when set, and the JSON printed as the last line."""
+    import json
+    from pathlib import Path
+
+    result = json_ready(result)
+    progress(table(result))
+    if out_json:
+        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_json).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result), flush=True)
+    return result

@@ -323,13 +323,7 @@ def evaluate_real(
     }
     if cfg.sheet and sheet_rows:
         write_sheet(sheet_rows, cfg.sheet)
-    result = M.json_ready(result)
-    progress(markdown(result))
-    if cfg.out_json:
-        Path(cfg.out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.out_json).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result), flush=True)
-    return result
+    return M.emit(result, markdown, cfg.out_json, progress)
 
 
 def run(cfg: RealEvalConfig) -> int:

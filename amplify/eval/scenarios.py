@@ -18,7 +18,6 @@ sheet. Progress lines, Markdown tables, then one JSON line last; `out_json=` wri
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -286,13 +285,7 @@ def evaluate_scenarios(
         from amplify.wfm.evaluate import write_sheet
 
         write_sheet(sheet, cfg.sheet)
-    result = M.json_ready(result)
-    progress(markdown(result))
-    if cfg.out_json:
-        Path(cfg.out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.out_json).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result), flush=True)
-    return result
+    return M.emit(result, markdown, cfg.out_json, progress)
 
 
 def _evaluate_real(cfg: ScenarioEvalConfig, painter, detector, progress) -> dict[str, Any]:
