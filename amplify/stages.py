@@ -707,6 +707,7 @@ def generate_clip(
             record = {**sc.params, "added": sorted(int(i) for i in edit.new_ids),
                       "removed": sorted(int(i) for i in edit.gone_ids - edit.new_ids),
                       "world": "scene" if world.exact else "ground_plane",
+                      "camera": world.camera_from,
                       "painter_sha256": generator.painter_sha256}  # fmt: skip
             for cond, seed in reqs:
                 look = cond.name if cond is not None else "source"
@@ -841,7 +842,7 @@ def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int,
     """The 3D world of a window: the clip's own synthetic scene when its label sidecar names one
     (and the window keeps the render's aspect ratio), else the ground-plane model."""
     from amplify.labels import load_labels
-    from amplify.scenarios.world import GroundCamera, World
+    from amplify.scenarios.world import GroundCamera, World, with_sidecar_3d
     from amplify.synth.scene import sample_scene
 
     fps = float(src_clip["fps"])
@@ -858,6 +859,8 @@ def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int,
     ):
         scene = sample_scene(int(extra["scene_seed"]), duration_s=full.num_frames / full.fps)
         return World.from_scene(scene, T, W, H, fps, float(src_clip["start_s"]), labels)
+    if full is not None and labels is not None:  # a user sidecar's 3D boxes and camera
+        labels = with_sidecar_3d(labels, full, [float(r["timestamp_s"]) for r in rows])
     cam_height, ego_speed, horizon = target.camera
     cam = GroundCamera(cam_height, ego_speed, horizon if horizon >= 0 else None)
     return World.from_clip(T, W, H, fps, labels, cam)

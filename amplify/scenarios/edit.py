@@ -73,7 +73,7 @@ def render_edit(world: World, edit: Edit) -> EditMaps:
 
     scene = edited_scene(world, edit)
     T, H, W = world.frames, world.height, world.width
-    g = rasterize_clip(scene, T, W, H, world.fps, world.start_s)
+    g = rasterize_clip(scene, T, W, H, world.fps, world.start_s, world.k)
     new = np.array(sorted(edit.new_ids), np.int32)
     insert = np.isin(g.instance, new)
     cat_ids = {a.track_id: 1 + AGENT_CATEGORIES.index(a.category) for a in scene.agents}
@@ -88,7 +88,7 @@ def render_edit(world: World, edit: Edit) -> EditMaps:
         # their own pixels, grown like the boxes, go too, or a removed agent would flicker.
         from scipy import ndimage
 
-        src = rasterize_clip(world.scene, T, W, H, world.fps, world.start_s).instance
+        src = rasterize_clip(world.scene, T, W, H, world.fps, world.start_s, world.k).instance
         own = np.isin(src, np.array(sorted(edit.gone_ids), np.int32))
         grow = np.zeros((1, 3, 3), bool)
         grow[0] = True

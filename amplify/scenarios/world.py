@@ -58,6 +58,13 @@ class World:
     labels: ClipLabels | None  # the source window's boxes (pixel coordinates of this size)
     exact: bool  # True: the clip's own scene (synthetic); False: the ground-plane model
     lifted: frozenset[int] = field(default_factory=frozenset)  # labelled ids placed in `scene`
+    intrinsics: tuple[tuple[float, ...], ...] | None = None  # 3x3; None = `camera.intrinsics`
+    camera_from: str = "scene"  # how the camera was found: scene, labels_3d, config, boxes_2d
+
+    @property
+    def k(self) -> np.ndarray | None:
+        """The 3x3 intrinsics the edit is rendered with (None: the default camera's)."""
+        return None if self.intrinsics is None else np.array(self.intrinsics, np.float64)
 
     @property
     def times(self) -> np.ndarray:
@@ -137,16 +144,29 @@ class World:
         labels: ClipLabels | None = None,
         cam: GroundCamera = GroundCamera(),
     ) -> World:
-        """The ground-plane model of any clip (module docstring): straight road, level camera."""
+        """The ground-plane model of any clip (module docstring): straight road, level camera.
+
+        Where the labels carry the camera (`intrinsics`) and 3D boxes (`box_3d`, camera frame),
+        they are used: the camera's height and pitch are fitted to the boxes' bottoms (agents
+        stand on the road) and those agents are placed where their 3D boxes say, with their own
+        sizes. A horizon set in `cam` still wins over the fit."""
         if labels is not None and (labels.width, labels.height) != (width, height):
             sx, sy = width / labels.width, height / labels.height
             labels = labels.transform(sx, sy, 0.0, 0.0, width, height)
-        k = camera.intrinsics(width, height)
+        intr = labels.intrinsics if labels is not None else None
+        k = np.array(intr, np.float64) if intr is not None else camera.intrinsics(width, height)
+        boxes3d = boxes_3d(labels, fps)
+        cam_height = float(cam.cam_height)
         if cam.horizon is not None:
-            row = float(cam.horizon) * height
+            pitch = math.atan((k[1, 2] - float(cam.horizon) * height) / k[1, 1])
+            how = "config"
+        elif boxes3d:
+            pitch, cam_height = fit_ground(boxes3d, cam_height)
+            how = "labels_3d"
         else:
-            row = estimate_horizon(labels, k, cam.cam_height)
-        pitch = math.atan((k[1, 2] - row) / k[1, 1])
+            row = estimate_horizon(labels, k, cam_height)
+            pitch = math.atan((k[1, 2] - row) / k[1, 1])
+            how = "boxes_2d"
         lw = LANE_WIDTH_M
         road = Road(
             amps=(),
@@ -166,14 +186,19 @@ class World:
             drift_amp=0.0,
             drift_period=1.0,
             drift_phase=0.0,
-            cam_height=float(cam.cam_height),
+            cam_height=cam_height,
             pitch=float(pitch),
         )
         scene = Scene(0, road, ego, (), (), max(1.0, frames / fps))
-        agents = lift_agents(labels, scene, k, fps) if labels is not None else ()
+        placed = place_agents_3d(boxes3d, scene) if boxes3d else {}
+        flat = lift_agents(labels, scene, k, fps) if labels is not None else ()
+        agents = tuple(sorted([*placed.values(), *(a for a in flat if a.track_id not in placed)],
+                              key=lambda a: a.track_id))  # fmt: skip
         scene = replace(scene, agents=agents)
         lifted = frozenset(a.track_id for a in agents)
-        return cls(scene, frames, width, height, float(fps), 0.0, labels, False, lifted)
+        intrinsics = tuple(tuple(float(v) for v in row) for row in k) if intr is not None else None
+        return cls(scene, frames, width, height, float(fps), 0.0, labels, False, lifted,
+                   intrinsics, how)  # fmt: skip
 
 
 def estimate_horizon(labels: ClipLabels | None, k: np.ndarray, cam_height: float) -> float:
@@ -195,6 +220,100 @@ def estimate_horizon(labels: ClipLabels | None, k: np.ndarray, cam_height: float
         return default
     est = float(np.median(rows))
     return float(np.clip(est, 0.2 * labels.height, 0.7 * labels.height))
+
+
+def with_sidecar_3d(
+    window: ClipLabels, sidecar: ClipLabels, times: list[float] | np.ndarray
+) -> ClipLabels:
+    """A window's 2D labels (as the dataset stores them) given back the 3D boxes and camera of
+    the clip's label sidecar: each window frame takes the sidecar frame nearest its source time
+    (`times`, seconds; needs the sidecar's fps), each box the `box_3d` of its track there, and the
+    intrinsics follow the window's crop and scale, read off the matched 2D boxes (median scale and
+    offset, so boxes cut by the window's edge do not bias it). Unchanged when nothing matches."""
+    if not sidecar.fps or not any(b.box_3d for fr in sidecar.frames for b in fr):
+        return window
+    n = len(sidecar.frames)
+    frames, pairs = [], []
+    for t, boxes in zip(times, window.frames, strict=True):
+        i = int(round(float(t) * sidecar.fps))
+        side = {b.track_id: b for b in sidecar.frames[i]} if 0 <= i < n else {}
+        out = []
+        for b in boxes:
+            sb = side.get(b.track_id)
+            if sb is not None and not b.is_generated:
+                pairs.append((sb, b))
+                b = replace(b, box_3d=sb.box_3d)
+            out.append(b)
+        frames.append(tuple(out))
+    if not pairs:
+        return window
+    k = sidecar.intrinsics
+    if k is not None:
+        sx = float(np.median([(b.x1 - b.x0) / max(s.x1 - s.x0, 1e-6) for s, b in pairs]))
+        sy = float(np.median([(b.y1 - b.y0) / max(s.y1 - s.y0, 1e-6) for s, b in pairs]))
+        ox = float(np.median([(b.x0 + b.x1) / 2 - sx * (s.x0 + s.x1) / 2 for s, b in pairs]))
+        oy = float(np.median([(b.y0 + b.y1) / 2 - sy * (s.y0 + s.y1) / 2 for s, b in pairs]))
+        k = ((k[0][0] * sx, k[0][1], k[0][2] * sx + ox), (k[1][0], k[1][1] * sy, k[1][2] * sy + oy),
+             tuple(k[2]))  # fmt: skip
+    return replace(window, frames=tuple(frames), intrinsics=k)
+
+
+def boxes_3d(labels: ClipLabels | None, fps: float) -> dict[int, list[tuple[float, str, tuple]]]:
+    """Per track id: (time, category, box_3d) of every labelled box that carries a 3D box."""
+    out: dict[int, list[tuple[float, str, tuple]]] = {}
+    if labels is None:
+        return out
+    for i, boxes in enumerate(labels.frames):
+        for b in boxes:
+            if b.box_3d is not None and len(b.box_3d) >= 6 and b.box_3d[2] > 0.5:
+                out.setdefault(b.track_id, []).append((i / fps, b.category, tuple(b.box_3d)))
+    return out
+
+
+def fit_ground(boxes: dict[int, list], cam_height: float) -> tuple[float, float]:
+    """(pitch, camera height) that put the bottoms of the 3D boxes on the road.
+
+    A box's bottom centre, rotated by the pitch into the level frame, lies `cam_height` below
+    the camera: cos(p) y + sin(p) z + h/2 = cam_height, linear in (p, cam_height) for a small p.
+    Boxes spread over >= 5 m of depth fit both; otherwise the given height is kept and the pitch
+    alone is fitted (the median over boxes)."""
+    rows = np.array([(b[1], b[2], b[5]) for track in boxes.values() for _, _, b in track])
+    y, z, h = rows[:, 0], rows[:, 1], rows[:, 2]
+    rhs = y + h / 2
+    if np.ptp(z) >= 5.0:
+        a = np.stack([z, -np.ones_like(z)], 1)
+        (p, ch), *_ = np.linalg.lstsq(a, -rhs, rcond=None)
+        p, ch = float(p), float(ch)
+        if 0.5 <= ch <= 5.0:
+            return float(np.clip(p, -0.4, 0.4)), ch
+    p = float(np.median((cam_height - rhs) / z))
+    return float(np.clip(p, -0.4, 0.4)), cam_height
+
+
+def place_agents_3d(boxes: dict[int, list], scene: Scene) -> dict[int, Agent]:
+    """Agents where their 3D boxes say (straight road: along-road s = ego s + level z, lateral
+    d = ego lane + level x), their size the boxes' median, a straight-line track through the
+    frames. The box yaw is not used: an agent heads the way its track moves (along the road when
+    it stands still)."""
+    ego = scene.ego
+    c, s_ = math.cos(ego.pitch), math.sin(ego.pitch)
+    out: dict[int, Agent] = {}
+    for tid, track in sorted(boxes.items()):
+        t = np.array([r[0] for r in track])
+        b = np.array([r[2][:6] for r in track], np.float64)
+        x_l, z_l = b[:, 0], -s_ * b[:, 1] + c * b[:, 2]
+        es = ego.track.at(t)[0]
+        s_road, d_road = es + z_l, ego.track.d0 + x_l
+        if len(t) >= 2 and np.ptp(t) > 0:
+            v, s0 = np.polyfit(t, s_road, 1)
+            vd, d0 = np.polyfit(t, d_road, 1)
+        else:
+            v, s0, vd, d0 = 0.0, float(s_road[0]), 0.0, float(d_road[0])
+        cat = track[0][1] if track[0][1] in AGENT_SIZES else "car"
+        L, W, H = (float(np.median(b[:, j])) for j in (3, 4, 5))
+        out[tid] = Agent(tid, cat, L, W, H, CAR_COLOURS[0],
+                         Track(float(s0), float(v), float(d0), float(vd), 0.0, float(t.max())))  # fmt: skip
+    return out
 
 
 def lift_agents(labels: ClipLabels, scene: Scene, k: np.ndarray, fps: float) -> tuple[Agent, ...]:

@@ -71,12 +71,18 @@ class GBuffer:
 
 
 def rasterize_clip(
-    scene: Scene, num_frames: int, width: int, height: int, fps: float, start_s: float = 0.0
+    scene: Scene,
+    num_frames: int,
+    width: int,
+    height: int,
+    fps: float,
+    start_s: float = 0.0,
+    k: np.ndarray | None = None,
 ) -> GBuffer:
     """Rasterise `num_frames` frames of `scene` at `fps`, the first at `start_s` seconds, into a
-    `width x height` G-buffer."""
+    `width x height` G-buffer, through intrinsics `k` (3x3; default `camera.intrinsics`)."""
     T, H, W = num_frames, height, width
-    k = camera.intrinsics(W, H)
+    k = camera.intrinsics(W, H) if k is None else np.asarray(k, np.float64)
     ego = scene.ego
     rays = camera.level_rays(k, W, H, ego.pitch)  # (H, W, 3)
     rays_flat = rays.reshape(-1, 3).astype(np.float32)

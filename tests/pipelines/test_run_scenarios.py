@@ -4,11 +4,14 @@ Rows carry the template, its parameters and the edited boxes; the contact sheet 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 from amplify.config import GenerateConfig, RunConfig, TrackingConfig
 from amplify.dataset.reader import read_table
 from amplify.io.ingest import IngestConfig
 from amplify.io.samples import write_video
+from amplify.labels import load_labels, write_labels
 from amplify.synth.corpus import SynthConfig, make_corpus
 from pipelines.run import run_job
 
@@ -19,6 +22,15 @@ def test_scenario_mix_over_synthetic_and_real_clips(tmp_path, tiny_models, ray_l
                             fps=8.0, weathers=("clear",), times_of_day=("day",)),
                 progress=lambda *_: None)  # fmt: skip
     write_video(corpus / "dashcam.mp4", frames=12, width=80, height=40)  # no labels
+    # A user's labelled clip: the rendered video with a sidecar that keeps the 3D boxes and the
+    # camera matrix but not the synthetic scene (as an AV log's export would carry them).
+    other = tmp_path / "other"
+    make_corpus(SynthConfig(out=str(other), clips=1, seed=4, frames=9, width=64, height=32,
+                            fps=8.0, weathers=("clear",), times_of_day=("day",)),
+                progress=lambda *_: None)  # fmt: skip
+    (mp4,) = other.glob("scene_*.mp4")
+    shutil.copy(mp4, corpus / "user3d.mp4")
+    write_labels(replace(load_labels(mp4), extra={}, condition=None), corpus / "user3d.labels.json")
     cfg = RunConfig(
         input=str(corpus),
         output=str(tmp_path / "ds"),
@@ -40,7 +52,7 @@ def test_scenario_mix_over_synthetic_and_real_clips(tmp_path, tiny_models, ray_l
     frames = read_table(tmp_path / "ds", "frames", ["clip_id", "frame_index", "boxes"]).to_pylist()
     boxes = {(f["clip_id"], f["frame_index"]): f["boxes"] for f in frames}
     src = {c["clip_id"]: c for c in clips if c["variation"] == "source"}
-    synth = next(c for c in src.values() if c["has_labels"])
+    synth = next(c for c in src.values() if c["has_labels"] and "scene_" in c["source_path"])
     real = next(c for c in src.values() if not c["has_labels"])
     kids = [c for c in clips if c["parent_clip_id"] == synth["clip_id"]]
     # One sample per template, each under the source's look and under rain_night; plus rain_night.
@@ -52,7 +64,7 @@ def test_scenario_mix_over_synthetic_and_real_clips(tmp_path, tiny_models, ray_l
             assert c["scenario_params"] is None
             continue
         p = json.loads(c["scenario_params"])
-        assert p["world"] == "scene" and len(p["painter_sha256"]) == 64
+        assert p["world"] == "scene" and p["camera"] == "scene" and len(p["painter_sha256"]) == 64
         assert c["variation"].endswith("+" + c["scenario"])
         per_frame = [boxes[(c["clip_id"], i)] for i in range(c["num_frames"])]
         ids = {b["track_id"] for f in per_frame for b in f}
@@ -73,6 +85,14 @@ def test_scenario_mix_over_synthetic_and_real_clips(tmp_path, tiny_models, ray_l
         json.loads(real_kids["source+lead_stopped"]["scenario_params"])["world"] == "ground_plane"
     )
     assert real_kids["source+lead_stopped"]["has_labels"]
+    assert json.loads(real_kids["source+lead_stopped"]["scenario_params"])["camera"] == "boxes_2d"
+    # The user's clip: no scene, so the ground-plane world, but its camera and agents come from
+    # the sidecar's 3D boxes; its labelled agents can be removed.
+    user = next(c for c in src.values() if "user3d" in c["source_path"])
+    user_kids = {c["variation"]: c for c in clips if c["parent_clip_id"] == user["clip_id"]}
+    for v in ("source+lead_stopped", "source+remove_agent"):
+        p = json.loads(user_kids[v]["scenario_params"])
+        assert (p["world"], p["camera"]) == ("ground_plane", "labels_3d"), p
     assert any("skipped remove_agent" in line for line in logs)
     sheets = list((tmp_path / "ds" / "_reports").glob("*.png"))
     assert sheets
