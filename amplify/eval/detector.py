@@ -50,6 +50,10 @@ CHECKPOINT_DIR = CHECKPOINTS_ROOT / "detector"
 FORMAT = "amplify.eval.detector"
 # Scene seed ranges: eval scenarios renders seeds 0-999 and 20_000-20_999; never train there.
 TRAIN_SEED0, VAL_SEED0 = 50_000, 90_000
+# Focus sets: every scene edited by one of `focus_templates` (the small road users that
+# `eval scenarios` inserts: crossing pedestrians and cyclists seen side-on, animals, debris).
+FOCUS_SEED0, VAL_FOCUS_SEED0 = 70_000, 95_000
+FOCUS_TEMPLATES = ("pedestrian_crossing", "cyclist_crossing", "animal_on_road", "debris_in_lane")
 RESERVED_SEEDS = (range(0, 1000), range(20_000, 21_000))
 
 Detection = tuple[str, float, float, float, float, float]  # category, score, x0, y0, x1, y1
@@ -281,8 +285,21 @@ class DetectorTrainConfig:
     log_every: int = 100
     fp16: bool = True  # weights stored in fp16 (loaded into fp32)
     init_from: str = ""  # a detector checkpoint (name or path) to continue from
+    focus_scenes: int = 0  # extra training scenes (seeds FOCUS_SEED0 + i), each edited by
+    val_focus_scenes: int = 0  # ... one of focus_templates; held-out ones: VAL_FOCUS_SEED0 + i
+    focus_templates: list[str] = field(default_factory=lambda: list(FOCUS_TEMPLATES))
 
     def __post_init__(self) -> None:
+        from amplify.scenarios.library import TEMPLATES
+
+        for key in ("focus_scenes", "val_focus_scenes"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(key, v, "must be a non-negative integer")
+        unknown = [t for t in self.focus_templates if t not in TEMPLATES]
+        if unknown or not self.focus_templates:
+            raise ConfigError("focus_templates", list(self.focus_templates),
+                              f"must name templates of {sorted(TEMPLATES)}")  # fmt: skip
         for key in ("scenes", "val_scenes", "frames_per_scene", "steps", "batch", "threads",
                     "width", "height", "log_every"):  # fmt: skip
             v = getattr(self, key)
@@ -308,8 +325,12 @@ class DetectorTrainConfig:
             for r in RESERVED_SEEDS:
                 if seeds < r.stop and r.start < seeds + n:
                     raise ConfigError("scenes", n, f"seeds {seeds}+ reach {r} (eval scenarios)")
-        if TRAIN_SEED0 + self.scenes > VAL_SEED0:
-            raise ConfigError("scenes", self.scenes, "train seeds would reach the held-out range")
+        if TRAIN_SEED0 + self.scenes > FOCUS_SEED0:
+            raise ConfigError("scenes", self.scenes, "train seeds would reach the focus range")
+        if FOCUS_SEED0 + self.focus_scenes > VAL_SEED0:
+            raise ConfigError("focus_scenes", self.focus_scenes, "would reach the held-out range")
+        if VAL_SEED0 + self.val_scenes > VAL_FOCUS_SEED0:
+            raise ConfigError("val_scenes", self.val_scenes, "would reach the focus held-out range")
 
 
 @dataclass
@@ -320,6 +341,17 @@ class RenderedSet:
     boxes: np.ndarray  # (M, 7) float32
     edited: np.ndarray  # (N,) bool: frame of an edited twin
     info: dict = field(default_factory=dict)
+
+    @staticmethod
+    def concat(sets: Sequence[RenderedSet]) -> RenderedSet:
+        """One set of several (box rows renumbered to the joined frames)."""
+        offsets = np.cumsum([0] + [len(r.frames) for r in sets[:-1]])
+        boxes = [r.boxes + np.array([o, 0, 0, 0, 0, 0, 0], np.float32)
+                 for r, o in zip(sets, offsets, strict=True)]  # fmt: skip
+        info = {"parts": [r.info for r in sets], "frames": int(sum(len(r.frames) for r in sets)),
+                "seeds": sets[0].info["seeds"], "edits": sets[0].info["edits"]}  # fmt: skip
+        return RenderedSet(np.concatenate([r.frames for r in sets]), np.concatenate(boxes),
+                           np.concatenate([r.edited for r in sets]), info)  # fmt: skip
 
     def frame_boxes(self) -> list[np.ndarray]:
         order = np.argsort(self.boxes[:, 0], kind="stable")
@@ -334,10 +366,12 @@ def render_set(
     cfg: DetectorTrainConfig,
     edits: float,
     progress: Callable[[str], None] = print,
+    templates: Sequence[str] = (),
 ) -> RenderedSet:
     """`frames_per_scene` frames of scenes seed0 .. seed0 + scenes - 1, each under a random
     condition; with probability `edits`, also the frames of a random scenario edit of the scene
-    under another random condition (templates that find nothing to edit are skipped)."""
+    under another random condition (templates that find nothing to edit are skipped), drawn from
+    `templates` (all of them when empty)."""
     from amplify.conditions import TIMES_OF_DAY, WEATHERS, Condition
     from amplify.scenarios.edit import NothingToEdit, render_edit
     from amplify.scenarios.library import TEMPLATES, sample_spec
@@ -349,7 +383,7 @@ def render_set(
 
     T, W, H = cfg.frames_per_scene, cfg.width, cfg.height
     fps = (T - 1) / cfg.span_s if T > 1 else 1.0
-    names = list(TEMPLATES)
+    names = list(templates or TEMPLATES)
     frames, rows, edited = [], [], []
     used: dict[str, int] = {}
     t0 = time.perf_counter()
@@ -392,7 +426,12 @@ def render_set(
 
 
 def cached_set(
-    seed0: int, scenes: int, cfg: DetectorTrainConfig, edits: float, progress=print
+    seed0: int,
+    scenes: int,
+    cfg: DetectorTrainConfig,
+    edits: float,
+    progress=print,
+    templates: Sequence[str] = (),
 ) -> RenderedSet:
     """`render_set`, read from `cfg.cache` when a set of the same data fields was rendered."""
     key = {"seed0": seed0, "scenes": scenes, "edits": edits, "seed": cfg.seed,
@@ -400,13 +439,15 @@ def cached_set(
     path = None
     if cfg.cache:
         tag = "-".join(f"{v}" for v in key.values())
+        if templates:  # a focus set: its template list is part of its identity
+            tag += "-" + "+".join(templates)
         path = Path(cfg.cache) / f"set-{tag}.pt"
         if path.exists():
             z = torch.load(path, weights_only=False)
             progress(f"detector: loaded {len(z['frames'])} frames from {path}")
             return RenderedSet(z["frames"].numpy(), z["boxes"].numpy(), z["edited"].numpy(),
                                z["info"])  # fmt: skip
-    rs = render_set(seed0, scenes, cfg, edits, progress)
+    rs = render_set(seed0, scenes, cfg, edits, progress, templates)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"frames": torch.from_numpy(rs.frames), "boxes": torch.from_numpy(rs.boxes),
@@ -561,6 +602,13 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
     # 1. Data: training scenes (edits with probability cfg.edits), held-out scenes (always).
     tr = cached_set(TRAIN_SEED0, cfg.scenes, cfg, cfg.edits, progress)
     va = cached_set(VAL_SEED0, cfg.val_scenes, cfg, 1.0, progress)
+    focus = tuple(cfg.focus_templates)
+    tr_focus = va_focus = None
+    if cfg.focus_scenes:
+        tr_focus = cached_set(FOCUS_SEED0, cfg.focus_scenes, cfg, 1.0, progress, focus)
+        tr = RenderedSet.concat([tr, tr_focus])
+    if cfg.val_focus_scenes:
+        va_focus = cached_set(VAL_FOCUS_SEED0, cfg.val_focus_scenes, cfg, 1.0, progress, focus)
     t_data = time.perf_counter() - t0
     progress(f"detector: {len(tr.frames)} train frames, {len(tr.boxes)} boxes; "
              f"{len(va.frames)} held-out frames ({t_data:.0f} s)")  # fmt: skip
@@ -612,6 +660,12 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
     a = metrics["all"]
     progress(f"detector: held-out recall {a['recall']} precision {a['precision']} "
              f"generated recall {a['generated_recall']} (boxes >= {cfg.min_box_px} px)")  # fmt: skip
+    focus_metrics = None
+    if va_focus is not None:
+        focus_metrics = evaluate(model, va_focus, cfg.min_box_px, cfg.score)
+        gen = {c: (v["generated_recall"], v["generated_boxes"])
+               for c, v in focus_metrics["per_category"].items() if v["generated_boxes"]}  # fmt: skip
+        progress(f"detector: focus held-out inserted recall {gen}")
     # 4. Write the checkpoint (fp16 weights, BN statistics kept fp32) and its record.
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -644,15 +698,29 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
             "another condition",
             "held_out": f"seeds {va.info['seeds'][0]}-{va.info['seeds'][1]}, as train, "
             "an edit twin tried for every scene",
+            "focus": (
+                f"plus seeds {tr_focus.info['seeds'][0]}-{tr_focus.info['seeds'][1]}, each with "
+                f"an edit twin from {list(focus)}"
+                if tr_focus is not None
+                else None
+            ),
             "train_frames": int(len(tr.frames)),
             "train_boxes": int(len(tr.boxes)),
             "train_edits": tr.info["edits"],
+            "focus_edits": tr_focus.info["edits"] if tr_focus is not None else None,
             "held_out_frames": int(len(va.frames)),
             "held_out_edits": va.info["edits"],
+            "held_out_focus": (
+                f"seeds {va_focus.info['seeds'][0]}-{va_focus.info['seeds'][1]}, each with an "
+                f"edit twin from {list(focus)}"
+                if va_focus is not None
+                else None
+            ),
             "never_used_seeds": "0-999 and 20000-20999 (eval scenarios)",
             "trained_boxes": f"labelled boxes at least {TRAIN_MIN_BOX_PX} px tall",
         },
         "held_out": metrics,
+        "held_out_focus": focus_metrics,
         "metrics_note": f"recall at IoU >= 0.5 (same category) and precision at score >= "
         f"{cfg.score}, counting only boxes at least {cfg.min_box_px} px tall at {W}x{H}: smaller "
         "labelled boxes are ignored, as are unmatched detections that small",

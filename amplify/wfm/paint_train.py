@@ -86,6 +86,9 @@ class PainterTrainConfig:
     warmup: int = 50
     min_lr_frac: float = 0.05
     grad_weight: float = 1.0
+    # L1 on each crop's inserted-agent pixels, normalised per crop: a 5 px piece of debris
+    # weighs as much as a truck (in the region-wide L1 it is a rounding error). 0 = off.
+    insert_weight: float = 0.0
     grad_clip: float = 1.0
     init_from: str = ""  # a painter .safetensors to start from (an older 6-channel head is padded)
     max_minutes: float = 22.0  # stop (and export) after this much fitting time; 0 = no limit
@@ -274,8 +277,11 @@ def build_bank(cfg: PainterTrainConfig, progress: Callable[[str], None] = print)
     return bank
 
 
-def bank_inputs(bank: dict, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x (B, 21, S, S), twin (B, 3, S, S) in [0, 1], region (B, 1, S, S)) of bank crops `idx`."""
+def bank_inputs(
+    bank: dict, idx: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x (B, 21, S, S), twin (B, 3, S, S) in [0, 1], region (B, 1, S, S), insert (B, 1, S, S))
+    of bank crops `idx`."""
     t = torch.from_numpy
     ins, rem = t(bank["insert"][idx]), t(bank["remove"][idx])
     x = painter_inputs(
@@ -284,7 +290,7 @@ def bank_inputs(bank: dict, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
         t(bank["depth"][idx]).float(), t(bank["category"][idx]), t(bank["emit"][idx]),
     )  # fmt: skip
     twin = t(bank["twin"][idx]).permute(0, 3, 1, 2).float() / 255.0
-    return x, twin, (ins | rem)[:, None].float()
+    return x, twin, (ins | rem)[:, None].float(), ins[:, None].float()
 
 
 # 3. Fit -------------------------------------------------------------------------------------
@@ -293,21 +299,37 @@ def bank_inputs(bank: dict, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 def sample_batch(bank: dict, cfg: PainterTrainConfig, rng: np.random.Generator) -> tuple:
     """A batch of random `crop` px sub-crops, half flipped left-right (normal x negated)."""
     idx = rng.integers(len(bank["source"]), size=cfg.batch)
-    x, twin, region = bank_inputs(bank, idx)
+    x, twin, region, insert = bank_inputs(bank, idx)
     S, c = x.shape[-1], cfg.crop
     oy, ox = (int(v) for v in rng.integers(0, S - c + 1, size=2))
-    x, twin, region = (a[..., oy : oy + c, ox : ox + c] for a in (x, twin, region))
+    x, twin, region, insert = (a[..., oy : oy + c, ox : ox + c] for a in (x, twin, region, insert))
     if rng.random() < 0.5:
-        x, twin, region = (a.flip(-1) for a in (x, twin, region))
+        x, twin, region, insert = (a.flip(-1) for a in (x, twin, region, insert))
         x[:, 8] = -x[:, 8]  # normal x
     sid = torch.from_numpy(bank["scenario"][idx]).long()
-    return x, sid, twin, region
+    return x, sid, twin, region, insert
 
 
-def paint_loss(pred: torch.Tensor, twin: torch.Tensor, region: torch.Tensor, grad_w: float):
-    """L1 inside the region + L1 of horizontal and vertical differences inside it."""
+def paint_loss(
+    pred: torch.Tensor,
+    twin: torch.Tensor,
+    region: torch.Tensor,
+    grad_w: float,
+    insert: torch.Tensor | None = None,
+    insert_w: float = 0.0,
+):
+    """L1 inside the region + L1 of horizontal and vertical differences inside it (+ `insert_w`
+    x the L1 on each crop's `insert` pixels, normalised per crop, averaged over the crops that
+    have any). Returns (loss, region L1)."""
     n = region.sum().clamp_min(1.0)
     l1 = ((pred - twin).abs() * region).sum() / (3 * n)
+    extra = 0.0
+    if insert is not None and insert_w > 0:
+        per = insert.sum((1, 2, 3))
+        has = per > 0
+        if bool(has.any()):
+            e = ((pred - twin).abs() * insert).sum((1, 2, 3)) / (3 * per.clamp_min(1.0))
+            extra = insert_w * e[has].mean()
 
     def dif(a: torch.Tensor, axis: int) -> torch.Tensor:
         return a.diff(dim=axis)
@@ -318,7 +340,7 @@ def paint_loss(pred: torch.Tensor, twin: torch.Tensor, region: torch.Tensor, gra
             axis, 1, region.shape[axis] - 1
         )
         g = g + ((dif(pred, axis) - dif(twin, axis)).abs() * m).sum() / (3 * m.sum().clamp_min(1.0))
-    return l1 + grad_w * g, l1
+    return l1 + grad_w * g + extra, l1
 
 
 def _lr(cfg: PainterTrainConfig, step: int) -> float:
@@ -354,8 +376,9 @@ def fit(
             break
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        x, sid, twin, region = sample_batch(bank, cfg, rng)
-        loss, l1 = paint_loss(model(x, sid), twin, region, cfg.grad_weight)
+        x, sid, twin, region, insert = sample_batch(bank, cfg, rng)
+        loss, l1 = paint_loss(model(x, sid), twin, region, cfg.grad_weight, insert,
+                              cfg.insert_weight)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

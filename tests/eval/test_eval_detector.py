@@ -43,7 +43,33 @@ def test_tiny_training_writes_a_loadable_checkpoint(tmp_path):
     assert size.shape == off.shape == (1, 2, INPUT_H // STRIDE, INPUT_W // STRIDE)
 
 
+def test_focus_sets_edit_every_scene_with_a_focus_template_and_are_measured_apart(tmp_path):
+    from amplify.eval.detector import FOCUS_SEED0, VAL_FOCUS_SEED0, RenderedSet, render_set
+
+    cfg = DetectorTrainConfig(out=str(tmp_path), name="tiny", scenes=1, val_scenes=1, steps=2,
+                              batch=2, log_every=1, cache="", focus_scenes=3,
+                              val_focus_scenes=2, focus_templates=["pedestrian_crossing"])  # fmt: skip
+    rs = render_set(FOCUS_SEED0, 3, cfg, 1.0, lambda s: None, ["pedestrian_crossing"])
+    assert set(rs.info["edits"]) <= {"pedestrian_crossing"} and sum(rs.info["edits"].values()) >= 1
+    ped = AGENT_CATEGORIES.index("pedestrian")
+    gen = rs.boxes[rs.boxes[:, 6] == 1]
+    assert len(gen) and (gen[:, 1] == ped).all()  # the inserted agents are the crossing pedestrians
+    both = RenderedSet.concat([rs, rs])
+    assert len(both.frames) == 2 * len(rs.frames)
+    assert all(np.array_equal(a[:, 1:], b[:, 1:]) for a, b in
+               zip(both.frame_boxes()[len(rs.frames):], rs.frame_boxes(), strict=True))  # fmt: skip
+    train(cfg, progress=lambda s: None)
+    meta = json.loads((tmp_path / "tiny.json").read_text())
+    assert meta["held_out_focus"]["per_category"]["pedestrian"]["generated_boxes"] > 0
+    assert str(VAL_FOCUS_SEED0) in meta["data"]["held_out_focus"]
+    assert "focus_scenes=3" in meta["command"]
+
+
 def test_config_errors_and_missing_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="focus_templates"):
+        DetectorTrainConfig(focus_templates=["no_such_template"])
+    with pytest.raises(ConfigError, match="focus_scenes"):
+        DetectorTrainConfig(focus_scenes=30_000)
     with pytest.raises(ConfigError, match="steps"):
         DetectorTrainConfig(steps=0)
     with pytest.raises(ConfigError, match="edits"):

@@ -43,8 +43,9 @@ def pair():
 def test_tiny_painter_loss_falls(pair):
     torch.manual_seed(0)
     crops = crops_of(pair, 4, 32, np.random.default_rng(0))
-    x, twin, region = bank_inputs(crops, np.arange(len(crops["source"])))
+    x, twin, region, insert = bank_inputs(crops, np.arange(len(crops["source"])))
     assert x.shape[1] == INPUT_CHANNELS and region.sum() > 0
+    assert ((insert > 0) <= (region > 0)).all()  # inserted pixels are part of the region
     sid = torch.from_numpy(crops["scenario"]).long()
     model = Painter(TINY)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -56,6 +57,20 @@ def test_tiny_painter_loss_falls(pair):
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_insert_weight_counts_each_crops_inserted_pixels_apart():
+    twin = torch.zeros(2, 3, 8, 8)
+    pred = torch.zeros(2, 3, 8, 8)
+    region = torch.ones(2, 1, 8, 8)
+    insert = torch.zeros(2, 1, 8, 8)
+    insert[0, :, 0, 0] = 1  # one inserted pixel in crop 0, wrong by 1
+    pred[0, :, 0, 0] = 1.0
+    base, l1 = paint_loss(pred, twin, region, 0.0)
+    assert torch.isclose(base, torch.tensor(1 / 128)) and torch.isclose(l1, base)
+    weighted, l1w = paint_loss(pred, twin, region, 0.0, insert, 0.5)
+    # crop 0's single inserted pixel is all of its insert L1 (1.0); crop 1 has none: not counted
+    assert torch.isclose(weighted, base + 0.5) and torch.isclose(l1w, l1)
 
 
 def test_paint_keeps_outside_region_exact(pair):
