@@ -91,6 +91,8 @@ class PainterTrainConfig:
     insert_weight: float = 0.0
     grad_clip: float = 1.0
     init_from: str = ""  # a painter .safetensors to start from (an older 6-channel head is padded)
+    # bank.npz files of earlier runs (other seeds or templates) trained on together with this one
+    extra_banks: list[str] = field(default_factory=list)
     max_minutes: float = 22.0  # stop (and export) after this much fitting time; 0 = no limit
     log_every: int = 25
     ckpt_every: int = 100
@@ -487,6 +489,31 @@ def warm_start(model: Painter, path: str) -> None:
 # Entry point --------------------------------------------------------------------------------
 
 
+def join_banks(bank: dict, paths: list[str], cfg: PainterTrainConfig) -> tuple[dict, list[dict]]:
+    """`bank` with the crops of the bank files `paths` appended (template counts summed). A bank
+    whose scene seeds reach an evaluation's (FORBIDDEN_SEEDS, or the held-out `eval_seed` range)
+    is refused."""
+    out = {k: [v] for k, v in bank.items() if k not in ("key", "seeds", "template_counts")}
+    counts = bank["template_counts"].copy()
+    parts = []
+    held_out = (cfg.eval_seed, cfg.eval_seed + cfg.eval_edits * 8)
+    for p in paths:
+        if not Path(p).is_file():
+            raise ConfigError("extra_banks", p, "no such bank file")
+        z = dict(np.load(p))
+        lo, hi = (int(v) for v in z["seeds"])
+        for a, b in (*FORBIDDEN_SEEDS, held_out):
+            if lo <= b and hi >= a:
+                raise ConfigError("extra_banks", p, f"its scene seeds {lo}-{hi} reach {a}-{b}")
+        for k in out:
+            out[k].append(z[k])
+        counts = counts + z["template_counts"]
+        parts.append({"bank": str(p), "seeds": [lo, hi], "crops": int(len(z["source"]))})
+    joined = {k: np.concatenate(v) for k, v in out.items()}
+    joined["seeds"], joined["template_counts"] = bank["seeds"], counts
+    return joined, parts
+
+
 def train(cfg: PainterTrainConfig, progress: Callable[[str], None] = print) -> dict:
     """Bank (cached), fit (resumable), export fp16, evaluate held-out, write the JSON."""
     from amplify.checkpoints import save_checkpoint
@@ -505,6 +532,12 @@ def train(cfg: PainterTrainConfig, progress: Callable[[str], None] = print) -> d
     else:
         bank = build_bank(cfg, progress)
         np.savez(cache, key=key, **bank)
+    parts = [{"bank": str(cache), "seeds": [int(v) for v in bank["seeds"]],
+              "crops": int(len(bank["source"]))}]  # fmt: skip
+    if cfg.extra_banks:
+        bank, more = join_banks(bank, cfg.extra_banks, cfg)
+        parts += more
+        progress(f"painter: {len(bank['source'])} crops with {len(more)} extra bank(s)")
     bank_s = time.perf_counter() - t0
     # 3. Fit.
     model = Painter(PainterConfig(widths=tuple(cfg.widths)))
@@ -525,6 +558,7 @@ def train(cfg: PainterTrainConfig, progress: Callable[[str], None] = print) -> d
         "parameters": n_params,
         "data": {
             "scene_seeds": [int(v) for v in bank["seeds"]],
+            "banks": parts,
             "edits_per_template": counts,
             "crops": int(len(bank["source"])),
             "conditions": "all 12 weather x time of day, intensity uniform "

@@ -124,3 +124,29 @@ def test_committed_painter_beats_flat_box():
     fb = flat_box(p.source, p.twin, p.maps)
     mask = p.maps.insert
     assert masked_ssim(out, p.twin, mask) > masked_ssim(fb, p.twin, mask)
+
+
+def test_extra_banks_join_and_banks_from_evaluation_seeds_are_refused(pair, tmp_path):
+    from amplify.errors import ConfigError
+    from amplify.scenarios.library import TEMPLATES
+    from amplify.wfm.paint_train import PainterTrainConfig, join_banks
+
+    def bank(seeds: tuple[int, int]) -> dict:
+        b = crops_of(pair, 2, 32, np.random.default_rng(0))
+        counts = np.array([int(t == "cut_in") for t in TEMPLATES])
+        return {**b, "seeds": np.array(seeds), "template_counts": counts, "key": "k"}
+
+    cfg = PainterTrainConfig()
+    np.savez(tmp_path / "other.npz", **bank((40_001, 40_300)))
+    joined, parts = join_banks(bank((30_001, 30_600)), [str(tmp_path / "other.npz")], cfg)
+    n = len(bank((1, 2))["source"])
+    assert len(joined["source"]) == 2 * n and len(joined["scenario"]) == 2 * n
+    assert joined["template_counts"][list(TEMPLATES).index("cut_in")] == 2
+    assert parts == [{"bank": str(tmp_path / "other.npz"), "seeds": [40_001, 40_300], "crops": n}]
+    x, twin, region, insert = bank_inputs(joined, np.arange(2 * n))
+    assert x.shape[0] == 2 * n
+    np.savez(tmp_path / "eval.npz", **bank((20_500, 20_600)))  # eval scenarios' scenes
+    with pytest.raises(ConfigError, match="reach"):
+        join_banks(bank((30_001, 30_600)), [str(tmp_path / "eval.npz")], cfg)
+    with pytest.raises(ConfigError, match="no such"):
+        join_banks(bank((30_001, 30_600)), [str(tmp_path / "none.npz")], cfg)
