@@ -93,6 +93,7 @@ class PainterTrainConfig:
     init_from: str = ""  # a painter .safetensors to start from (an older 6-channel head is padded)
     # bank.npz files of earlier runs (other seeds or templates) trained on together with this one
     extra_banks: list[str] = field(default_factory=list)
+    bank_only: bool = False  # build and cache out/bank.npz, then stop (a bank for extra_banks)
     max_minutes: float = 22.0  # stop (and export) after this much fitting time; 0 = no limit
     log_every: int = 25
     ckpt_every: int = 100
@@ -532,6 +533,9 @@ def train(cfg: PainterTrainConfig, progress: Callable[[str], None] = print) -> d
     else:
         bank = build_bank(cfg, progress)
         np.savez(cache, key=key, **bank)
+    if cfg.bank_only:
+        progress(f"painter: bank only: {cache} ({len(bank['source'])} crops)")
+        return {"bank": str(cache), "crops": int(len(bank["source"]))}
     parts = [{"bank": str(cache), "seeds": [int(v) for v in bank["seeds"]],
               "crops": int(len(bank["source"]))}]  # fmt: skip
     if cfg.extra_banks:
