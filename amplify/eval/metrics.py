@@ -121,6 +121,19 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def masked_temporal_error(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean |(a[t+1] - a[t]) - (b[t+1] - b[t])| of luma (0..255) over pixels in `mask` at both t
+    and t+1 (nan if none): how far `a` changes from frame to frame otherwise than `b` does. 0 =
+    the same motion and no flicker of its own; a frame-by-frame painter's flicker shows here."""
+    a, b = _pair(a, b)
+    mask = np.asarray(mask, bool).reshape(a.shape[:3])
+    both = mask[1:] & mask[:-1]
+    if not both.any():
+        return math.nan
+    da, db = np.diff(luma(a), axis=0), np.diff(luma(b), axis=0)
+    return float(np.abs(da - db)[both].mean())
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM on luma (Gaussian window sigma 1.5, 11 x 11), mean over valid pixels and frames."""
     a, b = _pair(a, b)

@@ -6,7 +6,9 @@ rendered with the event in it, under one of `conditions` (cycled). Then, for the
 model), the copy-paste ceiling (the twin's pixels pasted inside the edit region) and the flat-box
 floor (each inserted agent's box filled with one colour):
 - `box_ssim`, `box_psnr`: inside the edited agents' boxes (inserted ones; the removed ones' for
-  `remove_agent`), against the twin; `frame_ssim`, `frame_psnr`: the whole frame;
+  `remove_agent`), against the twin; `box_temporal_error`: inside them, how far the output's
+  frame-to-frame change differs from the twin's (luma 0..255; flicker of a per-frame painter,
+  or motion it misses); `frame_ssim`, `frame_psnr`: the whole frame;
 - `outside_blur_ssim`: structure outside the edit region against the source;
 - `recall`: the agent detector (amplify/eval/detector.py, trained on synthetic renders) finds
   the inserted agent where the label says (IoU >= 0.5, same family: vehicle, pedestrian, cyclist,
@@ -160,6 +162,7 @@ def score_sample(src, twin, outputs: dict, maps, edit, world, detector, min_px: 
         r = {
             "box_ssim": M.masked_ssim(out, twin, in_box),
             "box_psnr": M.masked_psnr(out, twin, in_box),
+            "box_temporal_error": M.masked_temporal_error(out, twin, in_box),
             "frame_ssim": M.ssim(out, twin),
             "frame_psnr": M.psnr(out, twin),
             "outside_blur_ssim": M.blur_ssim(outside_o, src),
@@ -251,7 +254,14 @@ def evaluate_scenarios(
         for m, rows in methods.items():
             agg = {
                 key: _nanmean([r[key] for r in rows])
-                for key in ("box_ssim", "box_psnr", "frame_ssim", "frame_psnr", "outside_blur_ssim")
+                for key in (
+                    "box_ssim",
+                    "box_psnr",
+                    "box_temporal_error",
+                    "frame_ssim",
+                    "frame_psnr",
+                    "outside_blur_ssim",
+                )  # fmt: skip
             }
             if name in hits and m in hits[name]:
                 h = hits[name][m]
@@ -364,14 +374,16 @@ def markdown(result: dict[str, Any]) -> str:
 
     lines = [
         "| template | n | box SSIM model / copy-paste / flat box | box PSNR model / flat box "
-        "| outside blur SSIM | detector recall model / twin / flat box | removed still found |",
-        "|---|---|---|---|---|---|---|",
+        "| box temporal error model / flat box | outside blur SSIM "
+        "| detector recall model / twin / flat box | removed still found |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, t in result["templates"].items():
         m, c, b = t["model"], t["copy_paste"], t["flat_box"]
         lines.append(
             f"| {name} | {t['samples']} | {f(m['box_ssim'])} / {f(c['box_ssim'])} / "
             f"{f(b['box_ssim'])} | {f(m['box_psnr'], 1)} / {f(b['box_psnr'], 1)} | "
+            f"{f(m.get('box_temporal_error'), 1)} / {f(b.get('box_temporal_error'), 1)} | "
             f"{f(m['outside_blur_ssim'])} | {f(m.get('recall'), 2)} / {f(t.get('twin_recall'), 2)}"
             f" / {f(b.get('recall'), 2)} | {f(m.get('removed_found'), 2)} |"
         )

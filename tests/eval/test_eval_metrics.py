@@ -74,6 +74,20 @@ def test_flicker():
     assert M.flicker_ratio(a, a) == pytest.approx(1.0)
 
 
+def test_masked_temporal_error_counts_change_unlike_the_reference_only():
+    ref = np.zeros((3, 8, 8, 3), np.uint8)
+    ref[1:, 2:4, 2:4] = 100  # an agent appears at frame 1 and stays
+    mask = np.zeros((3, 8, 8), bool)
+    mask[:, 2:4, 2:4] = True
+    assert M.masked_temporal_error(ref, ref, mask) == 0.0  # the same motion
+    flick = ref.copy()
+    flick[2, 2:4, 2:4] = 90  # the output's agent dims by 10 in the last frame
+    assert M.masked_temporal_error(flick, ref, mask) == pytest.approx(10.0 / 2)  # one of 2 steps
+    offset = ref.astype(np.int16) + 7  # a constant colour error is no temporal error
+    assert M.masked_temporal_error(offset.astype(np.uint8), ref, mask) == pytest.approx(0.0)
+    assert math.isnan(M.masked_temporal_error(ref, ref, np.zeros((3, 8, 8), bool)))
+
+
 def test_frechet_distance():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 6))

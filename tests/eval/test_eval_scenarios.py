@@ -47,3 +47,6 @@ def test_eval_scores_model_ceiling_and_floor(tmp_path, capsys):
     assert lead["model"]["box_ssim"] < lead["copy_paste"]["box_ssim"]
     assert lead["model"]["outside_blur_ssim"] == pytest.approx(1.0)
     assert np.isfinite(result["templates"]["remove_agent"]["model"]["box_psnr"])
+    # The twin's own pixels move exactly as the twin: no temporal error; the others have some.
+    assert lead["copy_paste"]["box_temporal_error"] < 0.5
+    assert lead["model"]["box_temporal_error"] > lead["copy_paste"]["box_temporal_error"]
