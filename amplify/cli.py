@@ -1,6 +1,7 @@
 """The `amplify` command: one verb per job, each taking Hydra `key=value` overrides.
 
     amplify synth out=DIR clips=N seed=S          synthetic labelled corpus
+        [scenarios=[cut_in,...]]                  ... plus each scene's scenario twins
     amplify sheet out=sheet.png seed=S            contact sheet: one scene under every condition
     amplify run input=DIR output=DIR              the amplification job: ingest + variations
     amplify status output=DIR                     committed jobs and counts of a dataset

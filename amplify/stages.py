@@ -858,6 +858,14 @@ def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int,
         and abs(full.width / full.height - W / H) < 0.01
     ):
         scene = sample_scene(int(extra["scene_seed"]), duration_s=full.num_frames / full.fps)
+        if extra.get("scenario"):  # a scenario twin of `amplify synth`: its scene, edited again
+            from amplify.scenarios.edit import edited_scene
+            from amplify.scenarios.library import template
+
+            whole = World.from_scene(scene, full.num_frames, full.width, full.height, full.fps)
+            params = {k: v for k, v in extra["scenario_params"].items()
+                      if k not in ("added", "removed")}  # fmt: skip
+            scene = edited_scene(whole, template(extra["scenario"]).build(params, whole))
         return World.from_scene(scene, T, W, H, fps, float(src_clip["start_s"]), labels)
     if full is not None and labels is not None:  # a user sidecar's 3D boxes and camera
         labels = with_sidecar_3d(labels, full, [float(r["timestamp_s"]) for r in rows])

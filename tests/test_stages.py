@@ -205,3 +205,31 @@ def test_a_hung_generation_is_cut_off_as_an_error_row(tmp_path):
     result = generate_clip_isolated(GeneratorSpec(), target, timeout_s=0.5)
     assert not result.ok and result.error["error_type"] == "GenerateTimeoutError"
     assert result.error["stage"] == f"generate:{clip_id[:8]}" and "0.5 s" in result.error["message"]
+
+
+def test_scenario_world_of_a_synth_scenario_twin_is_its_edited_scene(tmp_path):
+    """A twin written by `amplify synth scenarios=[...]` is edited again on ingest: its world has
+    the inserted lead car, so a second scenario sees it (and can remove it); its source clip's
+    world does not."""
+    from types import SimpleNamespace
+
+    from amplify.labels import load_labels
+    from amplify.stages import scenario_world
+    from amplify.synth.corpus import SynthConfig, make_corpus
+
+    cfg = SynthConfig(out=str(tmp_path), clips=1, seed=3, frames=9, width=96, height=48,
+                      weathers=["clear"], times_of_day=["day"], scenarios=["lead_stopped"])  # fmt: skip
+    scene = make_corpus(cfg, progress=lambda *_: None)["scenes"][0]
+    (twin,) = scene["scenarios"][0]["clips"]
+    added = set(scene["scenarios"][0]["params"]["added"])
+    removed = set(scene["scenarios"][0]["params"]["removed"])
+    worlds = {}
+    for name in (scene["clips"][0]["video"], twin["video"]):
+        path = tmp_path / name
+        target = SimpleNamespace(source_path=str(path), camera=(1.5, 10.0, -1.0))
+        labels = load_labels(path)
+        worlds[name] = scenario_world(target, {"fps": 10.0, "start_s": 0.0}, [], labels, 9, 48, 96)
+    src_ids = {a.track_id for a in worlds[scene["clips"][0]["video"]].scene.agents}
+    twin_ids = {a.track_id for a in worlds[twin["video"]].scene.agents}
+    assert worlds[twin["video"]].exact and added <= twin_ids and not added & src_ids
+    assert removed <= src_ids and not removed & twin_ids

@@ -5,6 +5,14 @@ Layout under `cfg.out`:
     scene_0000_rain_night.labels.json   boxes, tracks, ego pose, intrinsics (amplify.labels)
     _gt/scene_0000_rain_night.npz       depth, semantic, instance, ego_pose, intrinsics, times
     _corpus.json                        index: config, scenes, seeds, conditions, files
+With `scenarios=[cut_in, ...]`, each scene is also edited by each template (parameters drawn
+from the scene's seed, `amplify.scenarios`) and the edited scene rendered under every condition:
+    scene_0000_rain_night+cut_in.mp4           the scenario twin (same scene, same weather seed)
+    scene_0000_rain_night+cut_in.labels.json   its labels: inserted agents `is_generated`, removed
+                                               ones gone; `extra.scenario`, `extra.scenario_params`
+    _gt/scene_0000_rain_night+cut_in.npz       its depth, semantic and instance maps
+A template with nothing to edit in a scene (no vehicle to swap, ...) is skipped there and listed
+under the scene's `skipped` in the index.
 The dense ground truth of a scene is the same under every condition (paired twins), so the
 per-condition `_gt` files are hard links to one file where the filesystem allows it.
 Same config, same bytes in every file.
@@ -19,7 +27,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +58,7 @@ class SynthConfig:
     intensity: float = 0.7
     crf: int = 18
     workers: int = 1  # processes writing scenes in parallel; 0 = one per CPU core
+    scenarios: tuple[str, ...] = ()  # templates rendered as twins of every scene (none: off)
 
     def __post_init__(self) -> None:
         # Lists from YAML/CLI become tuples: the config stays hashable and immutable.
@@ -57,6 +66,9 @@ class SynthConfig:
         object.__setattr__(
             self, "times_of_day", _names("times_of_day", self.times_of_day, TIMES_OF_DAY)
         )
+        from amplify.conditions import SCENARIOS
+
+        object.__setattr__(self, "scenarios", _names("scenarios", self.scenarios, SCENARIOS, True))
         if not isinstance(self.out, str | os.PathLike) or not str(self.out):
             raise ConfigError("out", self.out, "must be a non-empty path")
         if isinstance(self.clips, bool) or not isinstance(self.clips, int) or self.clips < 1:
@@ -78,10 +90,12 @@ class SynthConfig:
             raise ConfigError("crf", self.crf, "must be an integer in [0, 51]")
 
 
-def _names(key: str, value: object, allowed: tuple[str, ...]) -> tuple[str, ...]:
+def _names(
+    key: str, value: object, allowed: tuple[str, ...], empty_ok: bool = False
+) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list | tuple) or not (value or empty_ok):
         raise ConfigError(key, value, f"must be a non-empty list of {list(allowed)}")
     for v in value:
         if v not in allowed:
@@ -123,6 +137,8 @@ def make_corpus(cfg: SynthConfig, progress: Callable[[str], None] = print) -> di
         s.pop("timing")
     conditions = all_conditions(cfg.weathers, cfg.times_of_day, float(cfg.intensity))
     files = [f for s in scenes for c in s["clips"] for f in (c["video"], c["labels"], c["gt"])]
+    files += [f for s in scenes for t in s.get("scenarios", []) for c in t["clips"]
+              for f in (c["video"], c["labels"], c["gt"])]  # fmt: skip
     index = {
         "format": FORMAT,
         "version": VERSION,
@@ -181,17 +197,77 @@ def _write_scene(cfg: SynthConfig, i: int) -> dict:
         else:
             _link_or_copy(first_gt, out / gt)
         clips.append({**c.as_dict(), "video": video, "labels": labels, "gt": gt})
+    scenarios, skipped = _write_scenario_twins(cfg, i, scene, conditions)
     timing = {"render_s": t_render, "total_s": time.perf_counter() - t0}
-    return {"index": i, "seed": seed_i, "clips": clips, "timing": timing}
+    entry = {"index": i, "seed": seed_i, "clips": clips, "timing": timing}
+    if cfg.scenarios:
+        entry |= {"scenarios": scenarios, "skipped": skipped}
+    return entry
+
+
+def _write_scenario_twins(cfg: SynthConfig, i: int, scene, conditions) -> tuple[list, dict]:
+    """Scene `i` edited by each of `cfg.scenarios` (parameters from the scene's seed), rendered
+    under every condition: the twins' files and index entries, and the templates skipped."""
+    from amplify.scenarios.edit import NothingToEdit, render_edit
+    from amplify.scenarios.library import sample_spec, template
+    from amplify.scenarios.world import World
+    from amplify.synth.render import label_extra
+    from amplify.synth.shade import shade_clip
+    from amplify.synth.video import write_mp4
+
+    out = Path(cfg.out)
+    done, skipped = [], {}
+    if not cfg.scenarios:
+        return done, skipped
+    world = World.from_scene(scene, cfg.frames, cfg.width, cfg.height, cfg.fps)
+    for name in cfg.scenarios:
+        params = sample_spec(name, scene.seed).params
+        try:
+            edit = template(name).build(params, world)
+        except NothingToEdit as e:
+            skipped[name] = str(e)
+            continue
+        maps = render_edit(world, edit)
+        g = maps.gbuffer
+        record = {**params, "added": sorted(int(t) for t in edit.new_ids),
+                  "removed": sorted(int(t) for t in edit.gone_ids - edit.new_ids)}  # fmt: skip
+        extra = {**label_extra(scene), "scenario": name, "scenario_params": record}
+        first_gt: Path | None = None
+        clips = []
+        for c in conditions:
+            stem = f"{clip_name(i, c.weather, c.time_of_day)}+{name}"
+            video, labels, gt = f"{stem}.mp4", f"{stem}.labels.json", f"_gt/{stem}.npz"
+            write_mp4(out / video, shade_clip(g, c, scene.seed), cfg.fps, cfg.crf)
+            lab = replace(maps.labels, condition=c.as_dict(), extra=extra,
+                          intrinsics=tuple(tuple(float(v) for v in r) for r in g.intrinsics),
+                          ego_pose=tuple(tuple(float(v) for v in m.ravel()) for m in g.ego_pose))  # fmt: skip
+            write_labels(lab, out / labels)
+            if first_gt is None:
+                arrays = {"depth": g.depth, "semantic": g.semantic, "instance": g.instance,
+                          "ego_pose": g.ego_pose, "intrinsics": g.intrinsics,
+                          "times": np.arange(cfg.frames) / float(cfg.fps)}  # fmt: skip
+                write_gt(out / gt, arrays)
+                first_gt = out / gt
+            else:
+                _link_or_copy(first_gt, out / gt)
+            clips.append({**c.as_dict(), "video": video, "labels": labels, "gt": gt})
+        done.append({"scenario": name, "params": record, "clips": clips})
+    return done, skipped
 
 
 def _line(cfg: SynthConfig, entry: dict) -> str:
     n = len(entry["clips"]) * cfg.frames
     t = entry["timing"]
+    twins = ""
+    if "scenarios" in entry:
+        k = sum(len(x["clips"]) for x in entry["scenarios"])
+        twins = f", {k} scenario twins" + (
+            f" (skipped {', '.join(entry['skipped'])})" if entry["skipped"] else ""
+        )
     return (
         f"synth: scene {entry['index'] + 1}/{cfg.clips} seed={entry['seed']} "
-        f"{len(entry['clips'])} clips, {n} frames (render {n / max(t['render_s'], 1e-9):.0f} "
-        f"frames/s, total {t['total_s']:.1f} s)"
+        f"{len(entry['clips'])} clips{twins}, {n} frames (render "
+        f"{n / max(t['render_s'], 1e-9):.0f} frames/s, total {t['total_s']:.1f} s)"
     )
 
 

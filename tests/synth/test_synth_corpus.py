@@ -41,6 +41,53 @@ def test_corpus_files_decode_and_agree(tmp_path: Path) -> None:
             assert (gt["instance"][f] == b.track_id).any()
 
 
+def test_scenario_twins_are_the_same_scene_with_the_event_in_it(tmp_path: Path) -> None:
+    """`scenarios=[...]`: each scene is also written edited by each template, under every
+    condition; the twin differs from its source only where agents changed, inserted agents are
+    labelled `is_generated` and in the twin's instance map, removed ones are gone."""
+    cfg = SynthConfig(out=str(tmp_path), clips=1, seed=3, frames=9, width=96, height=48,
+                      weathers=["clear"], times_of_day=["day", "night"], crf=0,
+                      scenarios=["lead_stopped", "remove_agent"])  # fmt: skip
+    lines: list[str] = []
+    index = make_corpus(cfg, progress=lines.append)
+    assert "scenario twins" in lines[0]
+    scene = index["scenes"][0]
+    twins = {t["scenario"]: t for t in scene["scenarios"]}
+    assert set(twins) | set(scene["skipped"]) == {"lead_stopped", "remove_agent"}
+    files = set(index["files"])
+    for t in twins.values():
+        assert len(t["clips"]) == 2 and all(c["video"] in files for c in t["clips"])
+
+    def frames(name: str) -> np.ndarray:
+        with av.open(str(tmp_path / name)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+    lead = twins["lead_stopped"]
+    src = next(c for c in scene["clips"] if c["time_of_day"] == "night")
+    twin = next(c for c in lead["clips"] if c["time_of_day"] == "night")
+    assert twin["video"] == src["video"].replace(".mp4", "+lead_stopped.mp4")
+    labels = read_labels(tmp_path / twin["labels"])
+    assert labels.extra["scenario"] == "lead_stopped"
+    assert labels.extra["scenario_params"]["added"] == lead["params"]["added"]
+    added = set(lead["params"]["added"])
+    gen = {b.track_id for f in labels.frames for b in f if b.is_generated}
+    assert gen == added
+    gt = read_gt(tmp_path / twin["gt"])
+    assert all(np.isin(gt["instance"], list(added)).any(axis=(1, 2))[-3:])  # it shows at the end
+    a, b = frames(src["video"]), frames(twin["video"])
+    changed = np.abs(a.astype(int) - b.astype(int)).max(-1) > 12
+    gone = lead["params"]["removed"]  # the agents cleared from the lead car's path
+    near = np.isin(gt["instance"], list(added)) | np.isin(
+        read_gt(tmp_path / src["gt"])["instance"], gone
+    )
+    # Lossless video: outside the agents the edit touched (plus lamp glow), frames are equal.
+    assert changed.any() and changed[~near].mean() < 0.05
+    if "remove_agent" in twins:
+        removed = set(twins["remove_agent"]["params"]["removed"])
+        lab = read_labels(tmp_path / twins["remove_agent"]["clips"][0]["labels"])
+        assert removed and not any(b.track_id in removed for f in lab.frames for b in f)
+
+
 def test_labels_round_trip(tmp_path: Path) -> None:
     clip = render_clip(sample_scene(2), Condition("rain", "night", 0.6), 3, 64, 32, 10.0)
     path = tmp_path / "x.labels.json"
@@ -72,6 +119,7 @@ def test_labels_round_trip(tmp_path: Path) -> None:
         (dict(intensity=1.2), "intensity"),
         (dict(crf=60), "crf"),
         (dict(out=""), "out"),
+        (dict(scenarios=["alien_landing"]), "scenarios"),
     ],
 )
 def test_config_errors_name_the_key(kwargs, key) -> None:
