@@ -130,8 +130,9 @@ def write_card(
             f"`{gen.get('checkpoint', '-')}`; counts {json.dumps(m.counts, sort_keys=True)}"
         )
     by_source: dict[str, dict] = {}
-    for r in rows:
-        by_source.setdefault(r["source_path"], licence_of(r["source_path"], known_licences))
+    for r in rows:  # once per source, not per row (licence_of resolves paths)
+        if r["source_path"] not in by_source:
+            by_source[r["source_path"]] = licence_of(r["source_path"], known_licences)
     lines += [
         "",
         "## Licences",

@@ -9,8 +9,9 @@ leaves no half-written output (only a hidden `.NAME.partial-*` folder, removed b
     OUT/README.md                                        dataset card
     OUT/_export.json                                     the manifest: config, counts, files
 
-The export reads each committed frames file once, keeps the rows of the selected clips, sets
-their export split and streams them to every format (one pass: see amplify/export/bench.py).
+The export reads each committed frames file once (memory-mapped, the next file read by a second
+thread while this one is written), keeps the rows of the selected clips, sets their export split
+and streams them to every format (one pass: see amplify/export/bench.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,6 +92,32 @@ def _commit(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _read_part(f: Path, kept_ids: pa.Array | None) -> pa.Table | None:
+    """A committed frames file, memory-mapped (its image pages are not copied on read); None
+    when `kept_ids` is given and the file holds none of them (only its ids are read then)."""
+    if kept_ids is not None:
+        ids = pq.read_table(f, columns=["clip_id"], memory_map=True).column(0)
+        if not pc.any(pc.is_in(ids, value_set=kept_ids)).as_py():
+            return None
+    return pq.read_table(f, memory_map=True)
+
+
+def prefetch(files: list[Path], kept_ids: pa.Array | None):
+    """(file, table) of each file that holds kept rows, in order; the next file is read by a
+    second thread while the caller writes this one (pyarrow releases the GIL for both), so the
+    export costs about max(read, write) rather than their sum."""
+    if not files:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="export-read") as pool:
+        pending = pool.submit(_read_part, files[0], kept_ids)
+        for i, f in enumerate(files):
+            t = pending.result()
+            if i + 1 < len(files):
+                pending = pool.submit(_read_part, files[i + 1], kept_ids)
+            if t is not None:
+                yield f, t
+
+
 def run_export(cfg: ExportConfig, log=print) -> dict:
     """Write the export; return its manifest (as a dict)."""
     t0 = time.perf_counter()
@@ -137,12 +165,7 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
         categories: set[str] = set()
         wds_clips: set[str] = set()
         filtered = clips.num_rows < sel.total["clips"]
-        for f in files:
-            if filtered:  # skip files without a kept clip, reading their ids only
-                ids = pq.read_table(f, columns=["clip_id"]).column(0)
-                if not pc.any(pc.is_in(ids, value_set=kept_ids)).as_py():
-                    continue
-            t = pq.read_table(f)
+        for f, t in prefetch(files, kept_ids if filtered else None):
             where = pc.index_in(t["clip_id"], value_set=kept_ids)
             if where.null_count:
                 t, where = t.filter(pc.is_valid(where)), where.filter(pc.is_valid(where))
