@@ -585,7 +585,10 @@ def _command(cfg: DetectorTrainConfig) -> str:
     configs/train_detector.yaml's defaults, which equal the dataclass's)."""
     default = DetectorTrainConfig()
     same_out = Path(cfg.out).resolve() == Path(default.out).resolve()
-    args = [f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg)
+    def arg(v) -> str:  # a Hydra override value: lists as [a,b], no quotes or spaces
+        return "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list | tuple) else str(v)
+
+    args = [f"{f.name}={arg(getattr(cfg, f.name))}" for f in fields(cfg)
             if getattr(cfg, f.name) != getattr(default, f.name)
             and not (f.name == "out" and same_out)]  # fmt: skip
     return " ".join(["amplify train detector", *args])

@@ -63,6 +63,7 @@ def test_focus_sets_edit_every_scene_with_a_focus_template_and_are_measured_apar
     assert meta["held_out_focus"]["per_category"]["pedestrian"]["generated_boxes"] > 0
     assert str(VAL_FOCUS_SEED0) in meta["data"]["held_out_focus"]
     assert "focus_scenes=3" in meta["command"]
+    assert "focus_templates=[pedestrian_crossing]" in meta["command"]  # a valid override
 
 
 def test_config_errors_and_missing_checkpoint(tmp_path):
