@@ -73,17 +73,19 @@ def _head(c_in: int, c_out: int, bias: float = 0.0) -> nn.Sequential:
 
 
 class AgentDetector(nn.Module):
-    """CenterNet over 128 x 256 frames: per-category centre heatmap, log size and offset at
-    stride 4."""
+    """CenterNet over frames resized to `input_size` (128 x 256, or 256 x 512 for a detector
+    trained with `input_scale=2`): per-category centre heatmap, log size and offset at stride 4."""
 
     def __init__(
         self,
         widths: tuple[int, ...] = WIDTHS,
         neck: int = NECK,
         categories: tuple[str, ...] = AGENT_CATEGORIES,
+        input_size: tuple[int, int] = (INPUT_H, INPUT_W),
     ) -> None:
         super().__init__()
         self.widths, self.neck, self.categories = tuple(widths), neck, tuple(categories)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
         chans = (3, *widths)
         self.stages = nn.ModuleList(_block(chans[i], chans[i + 1], 2) for i in range(len(widths)))
         # Top-down: stride 16 -> 8 -> 4, each level adds a 1x1 lateral of the backbone stage.
@@ -108,16 +110,19 @@ class AgentDetector(nn.Module):
         return self.heatmap(h), self.size(h), self.offset(h)
 
 
-def prepare(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, 128, 256) float in [-0.5, 0.5]."""
+def prepare(
+    frames: np.ndarray | torch.Tensor, size: tuple[int, int] = (INPUT_H, INPUT_W)
+) -> torch.Tensor:
+    """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, *size) float in [-0.5, 0.5] (bilinear,
+    antialiased when shrinking)."""
     x = torch.as_tensor(np.asarray(frames))
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {tuple(x.shape)}")
     x = x.permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
-    if x.shape[-2:] != (INPUT_H, INPUT_W):
-        x = F.interpolate(x, (INPUT_H, INPUT_W), mode="bilinear", antialias=True)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, tuple(size), mode="bilinear", antialias=True)
     return x - 0.5
 
 
@@ -160,18 +165,19 @@ def detect(
 ) -> list[list[Detection]]:
     """Agents in each frame: (category, score, x0, y0, x1, y1) in pixels of the input frame size.
 
-    frames: (N, H, W, 3) uint8 at any size; the detector runs at 256 x 128 and scales the boxes
-    back (it was trained on 256 x 128 renders: other aspect ratios stretch the agents).
+    frames: (N, H, W, 3) uint8 at any size; the detector runs at its `input_size` and scales the
+    boxes back (it was trained on 256 x 128 renders: other aspect ratios stretch the agents).
     """
     model.eval()
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     H, W = frames.shape[1:3]
-    sx, sy = W / INPUT_W, H / INPUT_H
+    ih, iw = model.input_size
+    sx, sy = W / iw, H / ih
     out: list[list[Detection]] = []
     for i in range(0, len(frames), batch):
-        dets = decode(*model(prepare(frames[i : i + batch])), model.categories, score)
+        dets = decode(*model(prepare(frames[i : i + batch], (ih, iw))), model.categories, score)
         out += [[(c, s, x0 * sx, y0 * sy, x1 * sx, y1 * sy) for c, s, x0, y0, x1, y1 in d]
                 for d in dets]  # fmt: skip
     return out
@@ -285,6 +291,7 @@ class DetectorTrainConfig:
     log_every: int = 100
     fp16: bool = True  # weights stored in fp16 (loaded into fp32)
     init_from: str = ""  # a detector checkpoint (name or path) to continue from
+    input_scale: int = 1  # the network sees frames upsampled this much (2: 256 x 512, finer boxes)
     focus_scenes: int = 0  # extra training scenes (seeds FOCUS_SEED0 + i), each edited by
     val_focus_scenes: int = 0  # ... one of focus_templates; held-out ones: VAL_FOCUS_SEED0 + i
     focus_templates: list[str] = field(default_factory=lambda: list(FOCUS_TEMPLATES))
@@ -292,6 +299,8 @@ class DetectorTrainConfig:
     def __post_init__(self) -> None:
         from amplify.scenarios.library import TEMPLATES
 
+        if self.input_scale not in (1, 2):
+            raise ConfigError("input_scale", self.input_scale, "must be 1 or 2")
         for key in ("focus_scenes", "val_focus_scenes"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -459,8 +468,24 @@ def cached_set(
 # Training
 
 
+def _scaled(rows: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Box rows (as in `RenderedSet`) in pixels of a frame scaled by (sx, sy)."""
+    if sx == 1 and sy == 1:
+        return rows
+    out = rows.copy()
+    out[:, [2, 4]] *= sx
+    out[:, [3, 5]] *= sy
+    return out
+
+
 def targets(
-    boxes: list[np.ndarray], K: int, h: int, w: int, flip: torch.Tensor | None = None, W: int = 0
+    boxes: list[np.ndarray],
+    K: int,
+    h: int,
+    w: int,
+    flip: torch.Tensor | None = None,
+    W: int = 0,
+    min_px: float = TRAIN_MIN_BOX_PX,
 ) -> dict[str, torch.Tensor]:
     """CenterNet targets at stride 4 for a batch.
 
@@ -477,7 +502,7 @@ def targets(
     for b, rows in enumerate(boxes):
         for _, k, x0, y0, x1, y1, _gen in rows.tolist():
             bw, bh = x1 - x0, y1 - y0
-            if bh < TRAIN_MIN_BOX_PX or bw < 1:
+            if bh < min_px or bw < 1:
                 continue
             if flip is not None and bool(flip[b]):
                 x0, x1 = W - x1, W - x0
@@ -585,6 +610,7 @@ def _command(cfg: DetectorTrainConfig) -> str:
     configs/train_detector.yaml's defaults, which equal the dataclass's)."""
     default = DetectorTrainConfig()
     same_out = Path(cfg.out).resolve() == Path(default.out).resolve()
+
     def arg(v) -> str:  # a Hydra override value: lists as [a,b], no quotes or spaces
         return "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list | tuple) else str(v)
 
@@ -616,7 +642,8 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
     progress(f"detector: {len(tr.frames)} train frames, {len(tr.boxes)} boxes; "
              f"{len(va.frames)} held-out frames ({t_data:.0f} s)")  # fmt: skip
     # 2. Fit: AdamW, one-cycle schedule, random horizontal flips and colour jitter.
-    model = AgentDetector()
+    ih, iw = INPUT_H * cfg.input_scale, INPUT_W * cfg.input_scale
+    model = AgentDetector(input_size=(ih, iw))
     if cfg.init_from:
         model.load_state_dict(load_detector(cfg.init_from).state_dict())
         progress(f"detector: continuing from {cfg.init_from}")
@@ -637,11 +664,12 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
     for step in range(cfg.steps):
         idx = torch.multinomial(weight, cfg.batch, True, generator=g)
         flip = torch.rand(cfg.batch, generator=g) < 0.5
-        x = prepare(frames[idx])  # (B, 3, 128, 256)
+        x = prepare(frames[idx], (ih, iw))  # (B, 3, 128, 256) x input_scale
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         x = _augment(x, g)
-        t = targets([per_frame[i] for i in idx.tolist()], len(AGENT_CATEGORIES),
-                    INPUT_H // STRIDE, INPUT_W // STRIDE, flip, W)  # fmt: skip
+        rows = [_scaled(per_frame[i], iw / W, ih / H) for i in idx.tolist()]
+        t = targets(rows, len(AGENT_CATEGORIES), ih // STRIDE, iw // STRIDE, flip, iw,
+                    TRAIN_MIN_BOX_PX * ih / H)  # fmt: skip
         parts = detection_loss(model, x, t)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
@@ -687,7 +715,7 @@ def train(cfg: DetectorTrainConfig, progress: Callable[[str], None] = print) -> 
             "widths": list(model.widths),
             "neck": model.neck,
             "stride": STRIDE,
-            "input": [INPUT_H, INPUT_W],
+            "input": [ih, iw],
             "parameters": sum(p.numel() for p in model.parameters()),
         },  # fmt: skip
         "categories": list(model.categories),
@@ -754,7 +782,8 @@ def load_detector(path: str = "agent-det", device: str = "cpu") -> AgentDetector
     if meta.get("format") != FORMAT:
         raise ConfigError("detector", path, f"{meta_path} is not a {FORMAT} checkpoint")
     arch = meta["arch"]
-    model = AgentDetector(tuple(arch["widths"]), int(arch["neck"]), tuple(meta["categories"]))
+    model = AgentDetector(tuple(arch["widths"]), int(arch["neck"]), tuple(meta["categories"]),
+                          tuple(arch.get("input", (INPUT_H, INPUT_W))))  # fmt: skip
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     state.update({k: v for k, v in load_file(str(weights)).items() if not v.is_floating_point()})
     model.load_state_dict(state)

@@ -66,7 +66,30 @@ def test_focus_sets_edit_every_scene_with_a_focus_template_and_are_measured_apar
     assert "focus_templates=[pedestrian_crossing]" in meta["command"]  # a valid override
 
 
+def test_input_scale_2_trains_and_detects_at_twice_the_size(tmp_path):
+    cfg = DetectorTrainConfig(out=str(tmp_path), name="x2", scenes=2, val_scenes=1, steps=3,
+                              batch=2, log_every=1, cache="", input_scale=2)  # fmt: skip
+    train(cfg, progress=lambda s: None)
+    m = load_detector(str(tmp_path / "x2.safetensors"))
+    assert m.input_size == (2 * INPUT_H, 2 * INPUT_W)
+    assert json.loads((tmp_path / "x2.json").read_text())["arch"]["input"] == [256, 512]
+    heat, _, _ = m(torch.zeros(1, 3, 2 * INPUT_H, 2 * INPUT_W))
+    assert heat.shape[-2:] == (2 * INPUT_H // STRIDE, 2 * INPUT_W // STRIDE)
+    # A peak at cell (10, 20) of the 2x grid is a box centred at (20 * 4 / 2, 10 * 4 / 2) in a
+    # 256 x 128 frame: detections come back in the frame's pixels.
+    h, w = 2 * INPUT_H // STRIDE, 2 * INPUT_W // STRIDE
+    logits = torch.full((1, len(AGENT_CATEGORIES), h, w), -10.0)
+    logits[0, 0, 10, 20] = 10.0
+    dets = decode(logits, torch.zeros(1, 2, h, w), torch.zeros(1, 2, h, w), m.categories)
+    ((c, s, x0, y0, x1, y1),) = dets[0]
+    assert (x0 + x1) / 2 == pytest.approx(80.0) and (y0 + y1) / 2 == pytest.approx(40.0)  # input px
+    sx = 256 / m.input_size[1]
+    assert (x0 + x1) / 2 * sx == pytest.approx(40.0)  # what detect() reports in a 256 x 128 frame
+
+
 def test_config_errors_and_missing_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="input_scale"):
+        DetectorTrainConfig(input_scale=3)
     with pytest.raises(ConfigError, match="focus_templates"):
         DetectorTrainConfig(focus_templates=["no_such_template"])
     with pytest.raises(ConfigError, match="focus_scenes"):
