@@ -46,6 +46,11 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class SynthConfig:
+    """`amplify synth`: `clips` scenes (seeds from `seed`), each rendered under every weather x
+    time of day in `weathers` / `times_of_day` as paired twins with labels and dense ground
+    truth; `scenarios=[cut_in,...]` also writes each scene edited by each template (module
+    docstring of amplify/synth/corpus.py for the layout)."""
+
     out: str = "synth_out"
     clips: int = 4  # scenes; each is written under every (weather, time of day)
     seed: int = 0
