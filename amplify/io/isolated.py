@@ -28,11 +28,31 @@ class Crashed(Exception):
     """The child died (segfault, out of memory) while running the call."""
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In the child: exit as soon as `parent` is gone (re-parented). A worker killed with -9 (or
+    its whole node) cannot shut the pool down, and the child would otherwise wait for work
+    forever, keeping its resource tracker alive too."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _get_pool() -> ProcessPoolExecutor:
     global _pool, _pool_pid
     if _pool is None or _pool_pid != os.getpid():
         # spawn, not fork: the caller may be a threaded Ray worker.
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=mp.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         _pool_pid = os.getpid()
     return _pool
 
