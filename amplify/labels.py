@@ -83,15 +83,23 @@ class ClipLabels:
                 if x1 - x0 >= 1.0 and y1 - y0 >= 1.0:
                     kept.append(replace(b, x0=x0, y0=y0, x1=x1, y1=y1))
             frames.append(tuple(kept))
-        intr = None
-        if self.intrinsics is not None:
-            k = self.intrinsics
-            intr = (
-                (k[0][0] * sx, k[0][1], k[0][2] * sx + ox),
-                (k[1][0], k[1][1] * sy, k[1][2] * sy + oy),
-                tuple(k[2]),
-            )
+        intr = (
+            None
+            if self.intrinsics is None
+            else transform_intrinsics(self.intrinsics, sx, sy, ox, oy)
+        )
         return replace(self, width=width, height=height, frames=tuple(frames), intrinsics=intr)
+
+
+def transform_intrinsics(
+    k, sx: float, sy: float, ox: float, oy: float
+) -> tuple[tuple[float, ...], ...]:
+    """A 3x3 camera matrix after the image is mapped by `x' = x*sx + ox`, `y' = y*sy + oy`."""
+    return (
+        (k[0][0] * sx, k[0][1], k[0][2] * sx + ox),
+        (k[1][0], k[1][1] * sy, k[1][2] * sy + oy),
+        tuple(k[2]),
+    )
 
 
 def sidecar_for(video: str | Path) -> Path | None:

@@ -704,8 +704,7 @@ def generate_clip(
             maps = render_edit(world, edit)
             reqs = [(None, k)] + [(c, k) for c in scenario_conditions]
             images = generator.generate_many(frames, reqs, edit=maps, scenario=scenario_id(sc.name))
-            record = {**sc.params, "added": sorted(int(i) for i in edit.new_ids),
-                      "removed": sorted(int(i) for i in edit.gone_ids - edit.new_ids),
+            record = {**edit.record(sc.params),
                       "world": "scene" if world.exact else "ground_plane",
                       "camera": world.camera_from,
                       "painter_sha256": generator.painter_sha256}  # fmt: skip
@@ -863,9 +862,9 @@ def scenario_world(target: GenerateTarget, src_clip: dict, rows, labels, T: int,
             from amplify.scenarios.library import template
 
             whole = World.from_scene(scene, full.num_frames, full.width, full.height, full.fps)
-            params = {k: v for k, v in extra["scenario_params"].items()
-                      if k not in ("added", "removed")}  # fmt: skip
-            scene = edited_scene(whole, template(extra["scenario"]).build(params, whole))
+            t = template(extra["scenario"])
+            params = {p.name: extra["scenario_params"][p.name] for p in t.params}
+            scene = edited_scene(whole, t.build(params, whole))
         return World.from_scene(scene, T, W, H, fps, float(src_clip["start_s"]), labels)
     if full is not None and labels is not None:  # a user sidecar's 3D boxes and camera
         labels = with_sidecar_3d(labels, full, [float(r["timestamp_s"]) for r in rows])

@@ -43,6 +43,13 @@ class Edit:
         """Ids whose source pixels must be painted over: removed and replaced agents."""
         return self.remove | frozenset(a.track_id for a in self.replace)
 
+    def record(self, params: dict) -> dict:
+        """What a row or a twin's labels record of the edit: its template parameters plus the
+        track ids it added (or replaced) and removed. The template's `params` names pick the
+        parameters back out."""
+        return {**params, "added": sorted(int(t) for t in self.new_ids),
+                "removed": sorted(int(t) for t in self.gone_ids - self.new_ids)}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class EditMaps:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from amplify.labels import ClipLabels
+from amplify.labels import ClipLabels, transform_intrinsics
 from amplify.synth import camera
 from amplify.synth.classes import AGENT_CATEGORIES, AGENT_SIZES
 from amplify.synth.scene import CAR_COLOURS, Agent, Ego, Road, Scene, Track
@@ -253,8 +253,7 @@ def with_sidecar_3d(
         sy = float(np.median([(b.y1 - b.y0) / max(s.y1 - s.y0, 1e-6) for s, b in pairs]))
         ox = float(np.median([(b.x0 + b.x1) / 2 - sx * (s.x0 + s.x1) / 2 for s, b in pairs]))
         oy = float(np.median([(b.y0 + b.y1) / 2 - sy * (s.y0 + s.y1) / 2 for s, b in pairs]))
-        k = ((k[0][0] * sx, k[0][1], k[0][2] * sx + ox), (k[1][0], k[1][1] * sy, k[1][2] * sy + oy),
-             tuple(k[2]))  # fmt: skip
+        k = transform_intrinsics(k, sx, sy, ox, oy)
     return replace(window, frames=tuple(frames), intrinsics=k)
 
 

@@ -27,7 +27,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -171,37 +171,15 @@ def make_corpus(cfg: SynthConfig, progress: Callable[[str], None] = print) -> di
 
 def _write_scene(cfg: SynthConfig, i: int) -> dict:
     """Render scene `i` under every condition and write its files; its index entry."""
-    from amplify.synth.video import write_mp4  # PyAV only where videos are written
-
-    out = Path(cfg.out)
     t0 = time.perf_counter()
     seed_i = scene_seed(cfg.seed, i)
     conditions = all_conditions(cfg.weathers, cfg.times_of_day, float(cfg.intensity))
     scene = sample_scene(seed_i, duration_s=cfg.frames / cfg.fps)
     twins = render_twins(scene, conditions, cfg.frames, cfg.width, cfg.height, cfg.fps)
     t_render = time.perf_counter() - t0
-    first_gt: Path | None = None
-    clips = []
-    for clip in twins:
-        c = clip.condition
-        name = clip_name(i, c.weather, c.time_of_day)
-        video, labels, gt = f"{name}.mp4", f"{name}.labels.json", f"_gt/{name}.npz"
-        write_mp4(out / video, clip.rgb, cfg.fps, cfg.crf)
-        write_labels(clip.labels, out / labels)
-        if first_gt is None:
-            arrays = {
-                "depth": clip.depth,
-                "semantic": clip.semantic,
-                "instance": clip.instance,
-                "ego_pose": clip.ego_pose,
-                "intrinsics": clip.intrinsics,
-                "times": np.arange(cfg.frames) / float(cfg.fps),
-            }
-            write_gt(out / gt, arrays)
-            first_gt = out / gt
-        else:
-            _link_or_copy(first_gt, out / gt)
-        clips.append({**c.as_dict(), "video": video, "labels": labels, "gt": gt})
+    stems = [clip_name(i, c.weather, c.time_of_day) for c in conditions]
+    clips = _write_clips(cfg, stems, conditions, lambda j: twins[j].rgb,
+                         lambda j: twins[j].labels, twins[0])  # fmt: skip
     scenarios, skipped = _write_scenario_twins(cfg, i, scene, conditions)
     timing = {"render_s": t_render, "total_s": time.perf_counter() - t0}
     entry = {"index": i, "seed": seed_i, "clips": clips, "timing": timing}
@@ -210,17 +188,44 @@ def _write_scene(cfg: SynthConfig, i: int) -> dict:
     return entry
 
 
+def _write_clips(cfg: SynthConfig, stems, conditions, rgb_of, labels_of, gt) -> list[dict]:
+    """Per condition j: `stems[j]`.mp4 of `rgb_of(j)`, its `labels_of(j)` sidecar and its dense
+    ground truth (the same for every condition: written once from `gt`, then linked)."""
+    from amplify.synth.video import write_mp4  # PyAV only where videos are written
+
+    out = Path(cfg.out)
+    first_gt: Path | None = None
+    clips = []
+    for j, (stem, c) in enumerate(zip(stems, conditions, strict=True)):
+        video, labels, gt_file = f"{stem}.mp4", f"{stem}.labels.json", f"_gt/{stem}.npz"
+        write_mp4(out / video, rgb_of(j), cfg.fps, cfg.crf)
+        write_labels(labels_of(j), out / labels)
+        if first_gt is None:
+            arrays = {
+                "depth": gt.depth,
+                "semantic": gt.semantic,
+                "instance": gt.instance,
+                "ego_pose": gt.ego_pose,
+                "intrinsics": gt.intrinsics,
+                "times": np.arange(cfg.frames) / float(cfg.fps),
+            }
+            write_gt(out / gt_file, arrays)
+            first_gt = out / gt_file
+        else:
+            _link_or_copy(first_gt, out / gt_file)
+        clips.append({**c.as_dict(), "video": video, "labels": labels, "gt": gt_file})
+    return clips
+
+
 def _write_scenario_twins(cfg: SynthConfig, i: int, scene, conditions) -> tuple[list, dict]:
     """Scene `i` edited by each of `cfg.scenarios` (parameters from the scene's seed), rendered
     under every condition: the twins' files and index entries, and the templates skipped."""
     from amplify.scenarios.edit import NothingToEdit, render_edit
     from amplify.scenarios.library import sample_spec, template
     from amplify.scenarios.world import World
-    from amplify.synth.render import label_extra
+    from amplify.synth.render import gbuffer_labels, label_extra
     from amplify.synth.shade import shade_clip
-    from amplify.synth.video import write_mp4
 
-    out = Path(cfg.out)
     done, skipped = [], {}
     if not cfg.scenarios:
         return done, skipped
@@ -233,29 +238,14 @@ def _write_scenario_twins(cfg: SynthConfig, i: int, scene, conditions) -> tuple[
             skipped[name] = str(e)
             continue
         maps = render_edit(world, edit)
-        g = maps.gbuffer
-        record = {**params, "added": sorted(int(t) for t in edit.new_ids),
-                  "removed": sorted(int(t) for t in edit.gone_ids - edit.new_ids)}  # fmt: skip
+        g, record = maps.gbuffer, edit.record(params)
         extra = {**label_extra(scene), "scenario": name, "scenario_params": record}
-        first_gt: Path | None = None
-        clips = []
-        for c in conditions:
-            stem = f"{clip_name(i, c.weather, c.time_of_day)}+{name}"
-            video, labels, gt = f"{stem}.mp4", f"{stem}.labels.json", f"_gt/{stem}.npz"
-            write_mp4(out / video, shade_clip(g, c, scene.seed), cfg.fps, cfg.crf)
-            lab = replace(maps.labels, condition=c.as_dict(), extra=extra,
-                          intrinsics=tuple(tuple(float(v) for v in r) for r in g.intrinsics),
-                          ego_pose=tuple(tuple(float(v) for v in m.ravel()) for m in g.ego_pose))  # fmt: skip
-            write_labels(lab, out / labels)
-            if first_gt is None:
-                arrays = {"depth": g.depth, "semantic": g.semantic, "instance": g.instance,
-                          "ego_pose": g.ego_pose, "intrinsics": g.intrinsics,
-                          "times": np.arange(cfg.frames) / float(cfg.fps)}  # fmt: skip
-                write_gt(out / gt, arrays)
-                first_gt = out / gt
-            else:
-                _link_or_copy(first_gt, out / gt)
-            clips.append({**c.as_dict(), "video": video, "labels": labels, "gt": gt})
+        stems = [f"{clip_name(i, c.weather, c.time_of_day)}+{name}" for c in conditions]
+        frames = maps.labels.frames
+        clips = _write_clips(
+            cfg, stems, conditions, lambda j, g=g: shade_clip(g, conditions[j], scene.seed),
+            lambda j, g=g, f=frames, e=extra: gbuffer_labels(g, f, conditions[j], cfg.fps, e), g,
+        )  # fmt: skip
         done.append({"scenario": name, "params": record, "clips": clips})
     return done, skipped
 

@@ -68,23 +68,32 @@ def render_twins(
     out = []
     for cond in conditions:
         rgb = shade_clip(g, cond, scene.seed)
-        labels = ClipLabels(
-            width=width,
-            height=height,
-            categories=AGENT_CATEGORIES,
-            frames=frames,
-            fps=float(fps),
-            condition=cond.as_dict(),
-            intrinsics=tuple(tuple(float(v) for v in row) for row in g.intrinsics),
-            ego_pose=tuple(tuple(float(v) for v in m.ravel()) for m in g.ego_pose),
-            extra=label_extra(scene),
-        )
+        labels = gbuffer_labels(g, frames, cond, fps, label_extra(scene))
         out.append(
             RenderedClip(
                 rgb, g.depth, g.semantic, g.instance, labels, g.ego_pose, g.intrinsics, cond
             )
         )
     return out
+
+
+def gbuffer_labels(
+    g: GBuffer, frames: tuple[tuple[Box, ...], ...], cond: Condition, fps: float, extra: dict
+) -> ClipLabels:
+    """The label sidecar of a clip shaded from `g` under `cond`: `frames`' boxes plus the camera
+    (intrinsics, ego pose per frame) and condition."""
+    T, H, W = g.shape
+    return ClipLabels(
+        width=W,
+        height=H,
+        categories=AGENT_CATEGORIES,
+        frames=frames,
+        fps=float(fps),
+        condition=cond.as_dict(),
+        intrinsics=tuple(tuple(float(v) for v in row) for row in g.intrinsics),
+        ego_pose=tuple(tuple(float(v) for v in m.ravel()) for m in g.ego_pose),
+        extra=extra,
+    )
 
 
 def clip_boxes(g: GBuffer, scene: Scene) -> tuple[tuple[Box, ...], ...]:
