@@ -41,9 +41,11 @@ def write_part(table: pa.Table, path: str | Path) -> Path:
 
 
 def to_table(name: str, rows: list[dict]) -> pa.Table:
-    """Rows (dicts) -> an Arrow table of `name`'s schema, sorted by id: same rows, same bytes."""
+    """Rows (dicts) -> an Arrow table of `name`'s schema, sorted: same rows, same bytes. Frames
+    are sorted by clip, then frame index (a clip's frames together, in order: what a clip reader
+    and the export stream); other tables by their id."""
     schema = schema_for(name)
-    key = schema.names[0]
+    key = "clip_id" if name == "frames" else schema.names[0]
     rows = sorted(rows, key=lambda r: (r[key], r.get("frame_index", 0)))
     return pa.Table.from_pylist(rows, schema=schema)
 

@@ -25,6 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -118,6 +119,29 @@ def prefetch(files: list[Path], kept_ids: pa.Array | None):
                 yield f, t
 
 
+def in_clip_order(t: pa.Table) -> pa.Table:
+    """`t` with each clip's frames together and in order, so that a clip reader streams it and a
+    clip never spans two shards. The dataset writer already writes frames in this order; then
+    nothing is copied (a part of an older dataset, in frame-id order, is taken once)."""
+    order = pc.sort_indices(t, sort_keys=[("clip_id", "ascending"), ("frame_index", "ascending")])
+    if (order.to_numpy() == np.arange(t.num_rows)).all():
+        return t
+    return t.take(order)
+
+
+def split_runs(t: pa.Table):
+    """(split, rows of `t` in that split), each split once, its rows in `t`'s order: zero-copy
+    slices of `t` joined as chunks, so the image bytes are not copied before the write."""
+    runs = pc.run_end_encode(t["split"].combine_chunks())
+    slices: dict[str, list[pa.Table]] = {}
+    start = 0
+    for s, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        slices.setdefault(s, []).append(t.slice(start, end - start))
+        start = end
+    for s in sorted(slices, key=SPLITS.index):
+        yield s, pa.concat_tables(slices[s])
+
+
 def run_export(cfg: ExportConfig, log=print) -> dict:
     """Write the export; return its manifest (as a dict)."""
     t0 = time.perf_counter()
@@ -173,18 +197,10 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
                 continue
             splits = pc.take(split_values, where)
             t = t.set_column(t.schema.get_field_index("split"), "split", splits)
-            # Dataset parts are sorted by frame id; an export keeps each clip's frames together
-            # and in order, so a clip reader streams it and never spans two shards.
-            t = conform(t, frames_schema).sort_by(
-                [("split", "ascending"), ("clip_id", "ascending"), ("frame_index", "ascending")]
-            )
+            t = in_clip_order(conform(t, frames_schema))
             cats = pc.struct_field(pc.list_flatten(t["boxes"]), "category")
             categories.update(c for c in pc.unique(cats).to_pylist() if c is not None)
-            # Sorted by split: each split's rows are one zero-copy slice.
-            runs = pc.run_end_encode(t["split"].combine_chunks())
-            start = 0
-            for s, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
-                part, start = t.slice(start, end - start), end
+            for s, part in split_runs(t):
                 frames_out[s] += part.num_rows
                 if s in parquet:
                     parquet[s].write(part)

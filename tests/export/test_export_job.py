@@ -306,3 +306,37 @@ def test_cli_export(dataset, tmp_path, capsys):
     assert "manifest:" in capsys.readouterr().out
     assert main(["export", "--help"]) == 0
     assert main(["export", f"input={dataset}", f"output={out}", "formats=[tfrecord]"]) == 2
+
+
+def test_frames_in_clip_order_are_not_copied_and_splits_are_slices():
+    import pyarrow as pa
+
+    from amplify.export.job import in_clip_order, split_runs
+
+    rows = [
+        {"clip_id": c, "frame_index": i, "split": s, "image": bytes([k]) * 1000}
+        for k, (c, s) in enumerate([("a", "train"), ("b", "test"), ("c", "train")])
+        for i in range(3)
+    ]
+    t = pa.Table.from_pylist(rows)
+    assert in_clip_order(t) is t  # already in order: the same table, nothing taken
+    shuffled = t.take([4, 0, 8, 2, 1, 3, 7, 6, 5])
+    again = in_clip_order(shuffled)
+    assert again.to_pylist() == rows
+    parts = dict(split_runs(t))
+    assert list(parts) == ["train", "test"]  # each split once, in SPLITS order
+    assert [r["clip_id"] for r in parts["train"].to_pylist()] == ["a"] * 3 + ["c"] * 3
+    assert parts["test"]["frame_index"].to_pylist() == [0, 1, 2]
+    # zero-copy: the train rows' image bytes are the input's buffer, not a copy of it
+    src = t["image"].chunk(0).buffers()[2].address
+    got = {c.buffers()[2].address for c in parts["train"]["image"].chunks}
+    assert got == {src}
+
+
+def test_dataset_writer_keeps_a_clips_frames_together(dataset):
+    from amplify.dataset.reader import committed_files
+
+    for f in committed_files(dataset, "frames"):
+        t = pq.read_table(f, columns=["clip_id", "frame_index"])
+        keys = list(zip(t["clip_id"].to_pylist(), t["frame_index"].to_pylist(), strict=True))
+        assert keys == sorted(keys), f
