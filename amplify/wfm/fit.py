@@ -52,6 +52,14 @@ class GradeFitConfig:
     # Synthetic pairs get one random camera look (per-channel gain, gamma, saturation), the same on
     # source and target, with this probability: the renderer's clean colours are not a camera's.
     p_jitter: float = 0.0
+    # Real windows asked for ANOTHER condition, for this share of the real samples: they have no
+    # target, so the loss compares the look the grade gave them (per horizontal band: brightness
+    # and colour cast reached, contrast and saturation changed, `look_change`) with what the
+    # synthetic twins show between the same two conditions on average. Real footage then learns
+    # that rain greys a sky and night darkens a road as much as on the renders (0 = off).
+    p_real_change: float = 0.0
+    change_weight: float = 0.2
+    change_bands: int = 4
     seed: int = 0
     max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
     log_every: int = 25
@@ -69,7 +77,7 @@ class GradeFitConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(k, v, "must be a positive integer")
-        for k in ("p_identity", "p_real", "p_drop", "p_jitter"):
+        for k in ("p_identity", "p_real", "p_drop", "p_jitter", "p_real_change"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
 
@@ -105,6 +113,45 @@ class GradeBank:
         return cls(PairBank(**d["synth"]), real, d["real_conds"], d.get("tokenizer", {}))
 
 
+def look_stats(x: torch.Tensor, bands: int) -> torch.Tensor:
+    """(B, 3, T, H, W) in [0, 1] -> (B, bands, 5): per horizontal band (sky at the top, road at
+    the bottom), mean luma, luma standard deviation, mean saturation (max - min of RGB) and the
+    mean red and blue offsets from luma (the colour cast)."""
+    B, _, T, H, W = x.shape
+    x = x[:, :, :, : H - H % bands].reshape(B, 3, T, bands, -1, W).transpose(2, 3)
+    x = x.reshape(B, 3, bands, -1)  # (B, 3, bands, N)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    sat = x.amax(1) - x.amin(1)
+    return torch.stack(
+        [luma.mean(-1), luma.std(-1), sat.mean(-1),
+         (x[:, 0] - luma).mean(-1), (x[:, 2] - luma).mean(-1)], -1,
+    )  # fmt: skip
+
+
+def look_change(after: torch.Tensor, before: torch.Tensor, eps: float = 0.02) -> torch.Tensor:
+    """What a condition does to a picture's look, from `look_stats` before and after: the
+    brightness it ends at (log luma) and its colour cast, and the change in proportion of
+    contrast and saturation (log ratios). Brightness and cast are absolute because the renderer's
+    clear day is darker than a camera's (mean luma 0.18-0.40 by band against 0.33-0.57 on the
+    real training clips): a rendered rain day is as bright as a real clear one, so "as much
+    brighter" would wash a real clip out. (..., 5) -> (..., 5)."""
+    return torch.cat(
+        [torch.log(after[..., :1] + eps), torch.log((after[..., 1:3] + eps) / (before[..., 1:3] + eps)),
+         after[..., 3:]], -1,
+    )  # fmt: skip
+
+
+def expected_changes(bank: PairBank, bands: int, frame_step: int = 4) -> torch.Tensor:
+    """(V, V, bands, 5): the mean `look_change` of the synthetic twins from condition a to b."""
+    stats = []
+    for s in range(bank.frames.shape[0]):
+        x = bank.frames[s, :, ::frame_step].permute(0, 4, 1, 2, 3).float() / 255.0
+        stats.append(look_stats(x, bands))  # (V, bands, 5)
+    st = torch.stack(stats)  # (S, V, bands, 5)
+    after, before = torch.broadcast_tensors(st[:, None], st[:, :, None])  # [s, a, b]
+    return look_change(after, before).mean(0)
+
+
 class GradeSampler:
     """Random (source crop, target crop, latents, controls, condition) batches from a bank."""
 
@@ -118,6 +165,14 @@ class GradeSampler:
             if cfg.latent_frames > n or cfg.crop_h > h or cfg.crop_w > w:
                 raise ValueError(f"crop ({cfg.latent_frames}, {cfg.crop_h}, {cfg.crop_w}) larger "
                                  f"than the bank's latents {(n, h, w)}")  # fmt: skip
+        self.expected = self.real_index = None
+        if cfg.p_real_change > 0 and bank.real is not None:
+            self.expected = expected_changes(bank.synth, cfg.change_bands)
+            # each real window's own condition as a synthetic condition index (-1: none)
+            ids = {(int(c[0]), int(c[1])): i for i, c in enumerate(bank.synth.conds.tolist())}
+            self.real_index = [
+                ids.get((int(c[0]), int(c[1])), -1) for c in bank.real_conds.tolist()
+            ]
 
     def _rand(self, hi: int) -> int:
         return int(torch.randint(hi, (1,), generator=self.g))
@@ -141,7 +196,8 @@ class GradeSampler:
         f0 = self._rand(n - cfg.latent_frames + 1)
         t0 = 0 if f0 == 0 else 4 * f0 - 3
         t1 = 4 * (f0 + cfg.latent_frames - 1) + 1
-        src, tgt, lat, conds, is_real = [], [], [], [], []
+        src, tgt, lat, conds, is_real, change = [], [], [], [], [], []
+        expect = torch.zeros(size, cfg.change_bands, 5)
         ctl: dict[str, list] = {k: [] for k in CONTROLS}
         keep: dict[str, list] = {k: [] for k in CONTROLS}
         for _ in range(size):
@@ -149,6 +205,13 @@ class GradeSampler:
             if is_real[-1]:
                 b, s, a, tb = real, self._rand(real.latents.shape[0]), 0, 0
                 c = self.bank.real_conds[s].tolist()
+                own = -1 if self.real_index is None else self.real_index[s]
+                if own >= 0 and self._u() < cfg.p_real_change:
+                    V = self.bank.synth.conds.shape[0]
+                    other = (own + 1 + self._rand(V - 1)) % V
+                    c = [*self.bank.synth.conds[other, :2].tolist(), c[2]]
+                    expect[len(is_real) - 1] = self.expected[own, other]
+                    change.append(len(is_real) - 1)
             else:
                 b = self.bank.synth
                 S, V = b.latents.shape[:2]
@@ -198,6 +261,9 @@ class GradeSampler:
                 "keep": torch.ones(size),
             },
             "first_latent": f0,
+            # samples with no target pixels: scored by `look_change` against `expect`
+            "change": torch.tensor([i in change for i in range(size)]),
+            "expect": expect,
         }
 
 
@@ -210,8 +276,12 @@ def camera_look(
     return (grey + saturation * (y - grey)).clamp(0, 1)
 
 
-def grade_loss(model: WorldModel, batch: dict, device: torch.device) -> torch.Tensor:
-    """L1 between the graded source crop and the target crop."""
+def grade_loss(
+    model: WorldModel, batch: dict, device: torch.device, weight: float = 0.2
+) -> torch.Tensor:
+    """L1 between the graded source crop and the target crop; for the real samples asked for
+    another condition (`change`), `weight` x L1 between their `look_change` and the expected
+    one."""
     to = {k: v.to(device) for k, v in batch["cond"].items()}
     ctl = {k: v.to(device) for k, v in batch["controls"].items()}
     keep = {k: v.to(device) for k, v in batch["keep"].items()}
@@ -221,7 +291,17 @@ def grade_loss(model: WorldModel, batch: dict, device: torch.device) -> torch.Te
     src = batch["source"].to(device)
     cfg = model.cfg
     out = apply_grade(src, coeffs, cfg.grade_bins, batch["first_latent"], cfg.grade_smooth)
-    return (out - batch["target"].to(device)).abs().mean()
+    change = batch.get("change")
+    if change is None or not bool(change.any()):
+        return (out - batch["target"].to(device)).abs().mean()
+    change = change.to(device)
+    pix = (out[~change] - batch["target"].to(device)[~change]).abs().mean() if bool(
+        (~change).any()) else out.sum() * 0  # fmt: skip
+    bands = batch["expect"].shape[1]
+    got = look_change(look_stats(out[change], bands), look_stats(src[change], bands))
+    look = (got - batch["expect"].to(device)[change]).abs().mean()
+    n = float(change.float().mean())
+    return (1 - n) * pix + n * weight * look
 
 
 def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> WorldModel:
@@ -289,7 +369,7 @@ def fit(
             break
         for gr in opt.param_groups:
             gr["lr"] = _lr(cfg, step)
-        loss = grade_loss(model, sampler.batch(cfg.batch), dev)
+        loss = grade_loss(model, sampler.batch(cfg.batch), dev, cfg.change_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

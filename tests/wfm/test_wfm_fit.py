@@ -69,3 +69,57 @@ def test_camera_look_is_a_colour_response():
     grey = camera_look(x, torch.ones(3), 1.0, 0.0)
     torch.testing.assert_close(grey[0], grey[1])  # no saturation: one grey level
     assert camera_look(x, torch.ones(3), 1.25, 1.0).mean() < x.mean()  # gamma > 1 darkens
+
+
+def test_look_change_measures_brightness_contrast_saturation_and_cast():
+    from amplify.wfm.fit import look_change, look_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = 0.2 + 0.5 * torch.rand(2, 3, 3, 16, 8, generator=g)  # (B, 3, T, H, W)
+    st = look_stats(x, 4)
+    assert st.shape == (2, 4, 5)
+    same = look_change(st, st)
+    torch.testing.assert_close(same[..., 1:3], torch.zeros(2, 4, 2))  # no change of proportion
+    grey = x.mean(1, keepdim=True).expand_as(x)
+    flat = look_change(look_stats(grey, 4), st)
+    assert (flat[..., 2] < -1).all()  # saturation gone
+    darker = look_change(look_stats(0.5 * x, 4), st)
+    assert (darker[..., 0] < same[..., 0]).all()  # lower brightness reached
+    bottom_only = x.clone()
+    bottom_only[:, :, :, 12:] *= 0.3  # the last band (the road) changes, the others not
+    d = look_change(look_stats(bottom_only, 4), st)
+    torch.testing.assert_close(d[:, :3], same[:, :3])
+    assert (d[:, 3, 0] < same[:, 3, 0]).all()
+
+
+def test_real_windows_asked_for_another_condition(wfm_corpus, tok_tiny_path, tmp_path):
+    from amplify.wfm.config import get_config
+    from amplify.wfm.fit import expected_changes, grade_loss, look_change, look_stats
+    from amplify.wfm.model import WorldModel
+
+    bank = _bank(wfm_corpus, tok_tiny_path, tmp_path)
+    table = expected_changes(bank.synth, 4)
+    V = bank.synth.frames.shape[1]
+    assert table.shape == (V, V, 4, 5)
+    # the diagonal (a condition to itself): no change of contrast or saturation
+    torch.testing.assert_close(table[range(V), range(V), :, 1:3], torch.zeros(V, 4, 2))
+    x = bank.synth.frames[:, 1, ::4].permute(0, 4, 1, 2, 3).float() / 255
+    y = bank.synth.frames[:, 2, ::4].permute(0, 4, 1, 2, 3).float() / 255
+    torch.testing.assert_close(table[1, 2], look_change(look_stats(y, 4), look_stats(x, 4)).mean(0))
+    cfg = GradeFitConfig(model="wfm-grade-tiny", latent_frames=2, crop_h=4, crop_w=4,
+                         p_real=1.0, p_real_change=1.0, batch=4)  # fmt: skip
+    b = GradeSampler(bank, cfg).batch(4)
+    assert b["change"].all()  # every sample: the real window under another condition
+    own = (0, 2)  # the real clip is clear_night
+    asked = list(zip(b["cond"]["weather"].tolist(), b["cond"]["time_of_day"].tolist(), strict=True))
+    assert own not in asked
+    ids = [tuple(int(v) for v in c[:2]) for c in bank.synth.conds.tolist()]
+    a = ids.index(own)
+    for i, c in enumerate(asked):
+        torch.testing.assert_close(b["expect"][i], table[a, ids.index(c)])
+    model = WorldModel(get_config("wfm-grade-tiny"))
+    loss = grade_loss(model, b, torch.device("cpu"), weight=1.0)
+    loss.backward()  # the look term alone trains the head
+    assert loss > 0 and model.out.weight.grad.abs().sum() > 0
+    off = GradeSampler(bank, GradeFitConfig(**{**cfg.__dict__, "p_real_change": 0.0})).batch(4)
+    assert not off["change"].any()
