@@ -199,7 +199,7 @@ def plain_job(cfg) -> dict:
     hashed = [hash_input(p, job.job_id) for p in inputs]
     g = cfg.generate
     plan = plan_inputs(hashed, committed_sources(out), str(out), job.job_id, cfg.ingest,
-                       cfg.validation_fraction, g.fingerprint())  # fmt: skip
+                       (cfg.validation_fraction, cfg.test_fraction), g.fingerprint())  # fmt: skip
     stages = {"plan_s": time.perf_counter() - t0}
     t = time.perf_counter()
     targets = []

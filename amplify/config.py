@@ -249,7 +249,10 @@ class RunConfig:
     output: str = "out/dataset"
     extra_inputs: list[str] = field(default_factory=list)  # more folders or files, same treatment
     job_id: str = ""  # empty: a timestamped id
-    validation_fraction: float = 0.1  # of source clips (by content hash), never by window
+    # Shares of source clips (by content hash, never by window) in validation and test; the rest
+    # is train. `amplify export` splits the same way by default (same fractions, seed 0).
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
     # `amplify run` exits non-zero when more than this share of the job's work (input clips and
     # generated windows) ended as error rows. The rows and the manifest are committed anyway.
     max_error_rate: float = 0.1
@@ -263,8 +266,15 @@ class RunConfig:
             raise ConfigError("input", self.input, "give the folder (or file) of clips: input=DIR")
         if not self.output:
             raise ConfigError("output", self.output, "give the dataset folder: output=DIR")
-        if not 0 <= self.validation_fraction < 1:
-            raise ConfigError("validation_fraction", self.validation_fraction, "must be in [0, 1)")
+        for key in ("validation_fraction", "test_fraction"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(key, getattr(self, key), "must be in [0, 1)")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                "validation_fraction+test_fraction",
+                self.validation_fraction + self.test_fraction,
+                "must leave a share for train (< 1)",
+            )
         if not 0 <= self.max_error_rate <= 1:
             raise ConfigError("max_error_rate", self.max_error_rate, "must be in [0, 1]")
 

@@ -210,11 +210,12 @@ def plan_inputs(
     out: str,
     job_id: str,
     ingest: IngestConfig,
-    validation_fraction: float,
+    fractions: tuple[float, float],
     generate_fp: str = "",
 ) -> Plan:
     """Dedupe by content (the first path of a content is ingested, the others become
-    `DuplicateClipError` rows), skip what `done` (committed source keys) holds."""
+    `DuplicateClipError` rows), skip what `done` (committed source keys) holds. `fractions`:
+    (validation, test) shares of the sources (`schema.split_of`)."""
     plan = Plan()
     done_paths = {k.split("/")[0]: v["path"] for k, v in done.items() if "/" in k}  # sha -> path
     first_path: dict[str, str] = {}
@@ -238,7 +239,7 @@ def plan_inputs(
             add_error(error_row(path, "dedupe", dup, job_id, sha))
             continue
         first_path[sha] = path
-        split = S.split_of(S.source_id(sha), validation_fraction)
+        split = S.split_of(S.source_id(sha), *fractions)
         task = ClipTask(path, sha, out, job_id, split, ingest, r.labels_sha256, generate_fp)
         if task.key in done:
             plan.skipped += 1

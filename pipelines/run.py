@@ -354,7 +354,7 @@ def run_plan(cfg: RunConfig, job: JobSummary, log: Log) -> Plan:
     job.timings["hash_s"] = time.perf_counter() - t
     g = cfg.generate
     plan = plan_inputs(hashed, committed_sources(job.out), str(job.out), job.job_id, cfg.ingest,
-                       cfg.validation_fraction, g.fingerprint() if g.any_work else "")  # fmt: skip
+                       (cfg.validation_fraction, cfg.test_fraction), g.fingerprint() if g.any_work else "")  # fmt: skip
     job.errors += plan.errors
     job.counts["skipped"] = plan.skipped
     job.work += len(plan.tasks) + len(plan.errors)

@@ -139,12 +139,12 @@ def test_plan_dedupes_by_content_and_skips_committed():
               HashResult(path="/in/a.mp4", sha256="1" * 64),  # same content, first by name
               HashResult(path="/in/c.mp4", sha256="2" * 64),
               HashResult(path="/in/d.mp4", error={"error_id": "e1", "source_path": "/in/d.mp4"})]  # fmt: skip
-    plan = plan_inputs(hashed, {}, "/o", "j", ing, 0.1)
+    plan = plan_inputs(hashed, {}, "/o", "j", ing, (0.1, 0.1))
     assert [t.path for t in plan.tasks] == ["/in/a.mp4", "/in/c.mp4"]
     assert "e1" in {e["error_id"] for e in plan.errors}
     assert any(e.get("error_type") == "DuplicateClipError" for e in plan.errors)
     done = {plan.tasks[1].key: {"path": "/in/c.mp4", "status": "ok"}, "e1": {}}
-    again = plan_inputs(hashed, done, "/o", "j", ing, 0.1)
+    again = plan_inputs(hashed, done, "/o", "j", ing, (0.1, 0.1))
     assert [t.path for t in again.tasks] == ["/in/a.mp4"] and again.skipped == 2
 
 

@@ -58,7 +58,7 @@ def write_card(out: str | Path) -> Path:
         "from datasets import load_dataset",
         f'frames = load_dataset("parquet", data_files="{out}/frames/*.parquet", split="train")',
         "```",
-        "`image` decodes as an image; `split` (train/validation, by source clip) is a column.",
+        "`image` decodes as an image; `split` (train/validation/test, by source clip) is a column.",
         "",
         "## Schema",
         "",

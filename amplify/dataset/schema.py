@@ -6,6 +6,7 @@ Readers check `SCHEMA_VERSION` (schema metadata key `amplify`); bump it on any c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -105,7 +106,7 @@ ERRORS = pa.schema(
 )
 
 SCHEMAS = {"frames": FRAMES, "clips": CLIPS, "errors": ERRORS}
-SPLITS = ("train", "validation")
+SPLITS = ("train", "validation", "test")
 
 
 def _hf_features(table: str) -> dict:
@@ -145,7 +146,21 @@ def error_id(path: str, stage: str, sha256: str | None) -> str:
     return str(uuid.uuid5(NAMESPACE, f"error/{path}/{stage}/{sha256}"))
 
 
-def split_of(source: str, validation_fraction: float) -> str:
-    """Split by source clip: every window and variation of a source lands in the same split."""
-    bucket = uuid.UUID(source).int % 10_000
-    return "validation" if bucket < validation_fraction * 10_000 else "train"
+def stable_rank(seed: int, key: str) -> int:
+    """A 64-bit hash of (seed, key): the same on every machine and every run."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big")
+
+
+def split_of(key: str, validation: float, test: float = 0.0, seed: int = 0) -> str:
+    """Split by source clip (`key`: its source id, or a group of sources): every window and
+    variation of a source lands in the same split. test if u < test, validation if
+    u < test + validation, else train, for u = stable_rank(seed, key) / 2**64 in [0, 1): a pure
+    function of the key, so a source keeps its split as the dataset grows, and raising a fraction
+    only moves sources out of train. The job's dataset and `amplify export` (by default) call it
+    with the same fractions and seed, so a source has one split in both."""
+    u = stable_rank(seed, key) / 2**64
+    if u < test:
+        return "test"
+    if u < test + validation:
+        return "validation"
+    return "train"

@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 FRAMES_PER_CLIP = 17
-CLIPS_PER_PART = 32
+CLIPS_PER_PART = 4
 
 
 def make_bench_dataset(out: Path, frames: int = 10_000) -> Path:
@@ -64,7 +64,7 @@ def make_bench_dataset(out: Path, frames: int = 10_000) -> Path:
     for ci in range(n_clips):
         source = S.source_id(f"{ci // 4:064x}")  # 4 windows per source
         cid = S.clip_id(source, "bench", ci % 4)
-        split = S.split_of(source, 0.1)
+        split = S.split_of(source, 0.1, 0.1)
         n = min(FRAMES_PER_CLIP, frames - ci * FRAMES_PER_CLIP)
         for i in range(n):
             f_rows.append(

@@ -36,7 +36,8 @@ class SplitConfig:
     # synthetic twins of one scene (`scene_0007_rain_day.mp4`, `scene_0007_fog_night.mp4`) share
     # a split. A path it does not match is its own group (its source id). "" = source id only.
     group_pattern: str = ""
-    # true: keep the dataset's own `split` column (train/validation) instead of recomputing.
+    # true: keep the dataset's own `split` column (`amplify run`: validation_fraction,
+    # test_fraction) instead of recomputing.
     keep_dataset_split: bool = False
 
     def __post_init__(self) -> None:

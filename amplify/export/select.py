@@ -4,7 +4,6 @@ filter counted), with a split per source clip that stays put as the dataset grow
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import operator
 import re
 from dataclasses import dataclass, field
@@ -15,6 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from amplify.dataset.reader import check_schema, committed_files
+from amplify.dataset.schema import split_of as schema_split_of
+from amplify.dataset.schema import stable_rank
 from amplify.errors import ConfigError
 from amplify.export.config import SPLITS, FilterConfig, SplitConfig
 
@@ -64,10 +65,6 @@ def _mask_in(col: pa.ChunkedArray, values: list[str], null_name: str) -> pa.Chun
     if null_name in values:
         mask = pc.or_(mask, pc.is_null(col))
     return mask
-
-
-def _stable_rank(seed: int, key: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big")
 
 
 def _numeric_mask(clips: pa.Table, col: str, op: str, value: float) -> pa.ChunkedArray:
@@ -140,7 +137,7 @@ def filter_clips(clips: pa.Table, cfg: FilterConfig, seed: int = 0) -> tuple[pa.
         for i, r in enumerate(rows):
             if r["generator"] != "source":
                 by_source.setdefault(r["source_id"], []).append(
-                    (_stable_rank(seed, r["clip_id"]), i)
+                    (stable_rank(seed, r["clip_id"]), i)
                 )
         drop = {
             i
@@ -175,15 +172,9 @@ def _explicit(patterns: list[str], source_id: str, sha: str | None, path: str | 
 
 
 def split_of(key: str, cfg: SplitConfig) -> str:
-    """test if u < test, validation if u < test + validation, else train; u = hash(seed, key)
-    in [0, 1). A pure function of the key: a source keeps its split as the dataset grows, and
-    raising a fraction only moves sources out of train."""
-    u = _stable_rank(cfg.seed, key) / 2**64
-    if u < cfg.test:
-        return "test"
-    if u < cfg.test + cfg.validation:
-        return "validation"
-    return "train"
+    """The split of a group key under `cfg` (`amplify.dataset.schema.split_of`: the function the
+    job's dataset uses too, so with the same fractions and seed a source has one split in both)."""
+    return schema_split_of(key, cfg.validation, cfg.test, cfg.seed)
 
 
 def assign_splits(clips: pa.Table, cfg: SplitConfig) -> pa.Table:

@@ -45,8 +45,21 @@ def test_ids_are_deterministic_and_distinct():
 
 
 def test_split_is_by_source_and_roughly_the_fraction():
-    splits = [S.split_of(S.source_id(f"{i:064x}"), 0.2) for i in range(2000)]
+    splits = [S.split_of(S.source_id(f"{i:064x}"), 0.2, 0.1) for i in range(2000)]
     assert 0.15 < splits.count("validation") / len(splits) < 0.25
+    assert 0.06 < splits.count("test") / len(splits) < 0.14
+    assert set(splits) == set(S.SPLITS)
+
+
+def test_the_dataset_and_a_default_export_split_a_source_alike():
+    from amplify.config import RunConfig
+    from amplify.export.config import SplitConfig
+    from amplify.export.select import split_of
+
+    run, export = RunConfig(input="x"), SplitConfig()
+    keys = [S.source_id(f"{i:064x}") for i in range(500)]
+    ours = [S.split_of(k, run.validation_fraction, run.test_fraction) for k in keys]
+    assert ours == [split_of(k, export) for k in keys]
 
 
 def test_frames_schema_carries_hugging_face_image_metadata():

@@ -37,7 +37,7 @@ def _ingest_job(corpus: Path, extra: list[Path], out: Path, job_id: str = "inges
     for p in paths:
         h = hash_input(str(p), job_id)
         sha, labels_sha = _get(h, "sha256"), _get(h, "labels_sha256")
-        split = S.split_of(S.source_id(sha), 0.1)
+        split = S.split_of(S.source_id(sha), 0.1, 0.1)
         task = ClipTask(str(p), sha, str(out), job_id, split, ing, labels_sha)
         parts = _get(ingest_clip(task), "parts")
         for t in staged:

@@ -94,7 +94,11 @@ def test_dataset_loads_in_hugging_face_polars_and_ray(first_run, ray_local):
     by_config = datasets.load_dataset(str(out), "clips", split="train")
     assert by_config.num_rows == read_table(out, "clips").num_rows
     df = pl.read_parquet(f"{out}/frames/*.parquet")
-    assert df.height == frames.num_rows and set(df["split"].unique()) <= {"train", "validation"}
+    assert df.height == frames.num_rows and set(df["split"].unique()) <= {
+        "train",
+        "validation",
+        "test",
+    }
     assert ray.data.read_parquet(f"{out}/clips").count() == by_config.num_rows
     # windows of one clip share a split; ids are unique
     assert df["frame_id"].n_unique() == df.height
