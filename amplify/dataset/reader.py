@@ -16,9 +16,10 @@ from amplify.dataset.writer import read_manifests
 from amplify.errors import SchemaError
 
 
-def check_schema(path: str | Path) -> dict:
-    """The `amplify` metadata of a Parquet file; raise `SchemaError` if its version is not ours."""
-    meta = pq.read_schema(path).metadata or {}
+def check_schema(path: str | Path, schema: pa.Schema | None = None) -> dict:
+    """The `amplify` metadata of a Parquet file (its `schema`, when already read); raise
+    `SchemaError` if its version is not ours."""
+    meta = (schema if schema is not None else pq.read_schema(path)).metadata or {}
     raw = meta.get(b"amplify")
     if raw is None:
         raise SchemaError(f"{path}: not an amplify dataset file (no 'amplify' schema metadata)")

@@ -1,15 +1,18 @@
 """Export throughput: `amplify export` of N frames against the time to read those frames once.
 
-The dataset is shaped like a job's output (256x128 PNG frames of the synthetic renderer, parts of
-32 windows of 17 frames, boxes, train/validation by source), written straight through the
-dataset writer so the benchmark measures the export, not ingest. Three timings, each the median
-of `repeats` runs on a warm page cache:
+The dataset is shaped like a job's output (256x128 PNG frames of the synthetic renderer, one part
+per source of 4 windows of 17 frames, as the ingest writes them, boxes, train / validation / test
+by source as `amplify run` splits), written straight through the dataset writer so the benchmark
+measures the export, not ingest. Timings, each the median of `repeats` runs, first cold (the
+dataset's pages evicted before each run) then warm (page cache):
 
     read_s     read every committed frames file once (pyarrow, all columns): the bytes an export
                must move at least; the target is export_s <= 1.2 x read_s (issue 12)
     copy_s     read each file and write it back unchanged (images uncompressed, as the export
                writes them): the floor of any export that writes its own copy of the frames
-    export_s   `run_export` to Parquet (filters none, splits by source, shards, card, manifest)
+    export_s   `run_export` to Parquet (default config: no filter, the dataset's splits, so every
+               part is hard-linked; card, manifest)
+    copy_export_s  the same with `link=false`: every shard written anew
     decode_s   read + decode every PNG (what one training epoch over the frames costs), for scale
 
     python -m amplify.export.bench            # or from amplify/bench.py: bench_export()
@@ -29,7 +32,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 FRAMES_PER_CLIP = 17
-CLIPS_PER_PART = 4
+CLIPS_PER_PART = 4  # = windows per source: one part per source, as a job writes
 
 
 def make_bench_dataset(out: Path, frames: int = 10_000) -> Path:
@@ -153,6 +156,10 @@ def bench_export(frames: int = 10_000, repeats: int = 5, folder: str | Path | No
         def export_once() -> None:
             run_export(ExportConfig(input=str(ds), output=str(tmp / "export")), log=lambda *_: None)
 
+        def copy_export_once() -> None:
+            cfg = ExportConfig(input=str(ds), output=str(tmp / "export"), link=False)
+            run_export(cfg, log=lambda *_: None)
+
         # Cold: the dataset's pages evicted before each run, so both sides read from storage
         # (an export of a dataset a job wrote earlier); then warm, from the page cache.
         cold_reads, cold_exports = [], []
@@ -164,11 +171,13 @@ def bench_export(frames: int = 10_000, repeats: int = 5, folder: str | Path | No
             shutil.rmtree(tmp / "export")
         read_once()  # warm the page cache for both sides
         # Interleaved, medians: on a shared machine the load changes between runs.
-        reads, copies, exports = [], [], []
+        reads, copies, exports, copy_exports = [], [], [], []
         for _ in range(repeats):
             reads.append(_median_time(read_once, 1))
             copies.append(_median_time(copy_once, 1))
             exports.append(_median_time(export_once, 1))
+            shutil.rmtree(tmp / "export")
+            copy_exports.append(_median_time(copy_export_once, 1))
             shutil.rmtree(tmp / "copy")
             shutil.rmtree(tmp / "export")
         read_s, copy_s = statistics.median(reads), statistics.median(copies)
@@ -185,6 +194,8 @@ def bench_export(frames: int = 10_000, repeats: int = 5, folder: str | Path | No
             "export_s": round(export_s, 3),
             "export_over_copy": round(export_s / copy_s, 2),
             "export_over_read": round(export_s / read_s, 2),
+            "copy_export_s": round(statistics.median(copy_exports), 3),
+            "copy_export_over_read": round(statistics.median(copy_exports) / read_s, 2),
             "cold_read_s": round(cold_read_s, 3),
             "cold_export_s": round(cold_export_s, 3),
             "cold_export_over_read": round(cold_export_s / cold_read_s, 2),

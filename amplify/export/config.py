@@ -165,6 +165,10 @@ class ExportConfig:
     output: str = ""
     formats: list[str] = field(default_factory=lambda: ["parquet"])
     overwrite: bool = False  # replace an existing export at `output` (atomically)
+    # Parquet: a committed frames file that goes into the export unchanged (every row kept, one
+    # split that its `split` column already names) is hard-linked, not rewritten; false = write
+    # every shard anew (a copy that shares no storage with the dataset).
+    link: bool = True
     split: SplitConfig = field(default_factory=SplitConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)

@@ -9,9 +9,12 @@ leaves no half-written output (only a hidden `.NAME.partial-*` folder, removed b
     OUT/README.md                                        dataset card
     OUT/_export.json                                     the manifest: config, counts, files
 
-The export reads each committed frames file once (memory-mapped, the next file read by a second
-thread while this one is written), keeps the rows of the selected clips, sets their export split
-and streams them to every format (one pass: see amplify/export/bench.py).
+While the clips are selected, a second thread reads each committed frames file's schema and the
+few columns that decide its fate (`peek`). A file that goes into the Parquet export unchanged
+(every row kept, one split that its `split` column names: what a job's parts are under the
+default splits) is hard-linked as a shard (`linkable`). Any other is read once (memory-mapped,
+the next one read while this one is written), its kept rows get their export split and are
+streamed to every format (one pass: see amplify/export/bench.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,7 @@ from amplify.dataset.writer import now_iso, read_manifests
 from amplify.errors import ConfigError
 from amplify.export.card import write_card
 from amplify.export.coco import CocoWriter
-from amplify.export.config import SPLITS, ExportConfig
+from amplify.export.config import SPLITS, ExportConfig, ShardConfig
 from amplify.export.licences import load_licences
 from amplify.export.select import select_clips
 from amplify.export.shards import ShardWriter
@@ -59,11 +63,10 @@ def conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def unified_schema(files: list[Path], table: str) -> pa.Schema:
+def unified_schema(schemas: list[pa.Schema], table: str) -> pa.Schema:
+    """`table`'s schema plus every extra column of `schemas` (the committed files')."""
     base = schema_for(table)
-    extra = pa.unify_schemas(
-        [pq.read_schema(f).remove_metadata() for f in files], promote_options="default"
-    )
+    extra = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="default")
     fields = list(base) + [f for f in extra if f.name not in base.names]
     return pa.schema(fields, metadata=base.metadata)
 
@@ -93,30 +96,117 @@ def _commit(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_part(f: Path, kept_ids: pa.Array | None) -> pa.Table | None:
-    """A committed frames file, memory-mapped (its image pages are not copied on read); None
-    when `kept_ids` is given and the file holds none of them (only its ids are read then)."""
-    if kept_ids is not None:
-        ids = pq.read_table(f, columns=["clip_id"], memory_map=True).column(0)
-        if not pc.any(pc.is_in(ids, value_set=kept_ids)).as_py():
+LINK_COLUMNS = ["clip_id", "frame_index", "split", "boxes.list.element.category"]
+
+
+@dataclass
+class Part:
+    """One committed frames file, as the export will use it. `link`: the export split when the
+    file goes into the Parquet export as it is (hard-linked, not rewritten); `table`: all its
+    columns, when its rows must be rewritten or another format needs them (None otherwise)."""
+
+    path: Path
+    rows: int
+    link: str | None
+    table: pa.Table | None
+    categories: set[str]
+
+
+@dataclass
+class PartPlan:
+    """What the reader needs to decide a file's fate: the kept clips and their export split
+    (aligned arrays), the export's frames schema and shard limits, and whether a file may be
+    linked at all and whether another format needs every row."""
+
+    kept_ids: pa.Array
+    split_values: pa.Array
+    schema: pa.Schema  # as stored (`as_stored`)
+    shard: ShardConfig
+    filtered: bool
+    link: bool
+    rows_needed: bool
+
+
+def as_stored(schema: pa.Schema) -> pa.Schema:
+    """`schema` as a Parquet file written with it reads back (lists name their items "element"):
+    what a committed file's schema is compared with."""
+    buf = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), buf)
+    return pq.ParquetFile(pa.BufferReader(buf.getvalue())).schema_arrow
+
+
+def linkable(f: Path, schema: pa.Schema, meta: pa.Table, plan: PartPlan) -> str | None:
+    """The export split when file `f` can go into the Parquet export unchanged: its schema (and
+    Hugging Face metadata) is the export's, every row is kept, all in one export split that its
+    `split` column already names, its clips' frames together and in order, and it fits the shard
+    limits. A job writes one part per source (or per window of one), so with the default splits
+    and no filter every part of a job qualifies; a part of an older dataset is rewritten."""
+    if not schema.equals(plan.schema, check_metadata=True):
+        return None
+    where = pc.index_in(meta["clip_id"], value_set=plan.kept_ids)
+    if where.null_count:
+        return None
+    splits = pc.unique(pc.take(plan.split_values, where)).to_pylist()
+    if len(splits) != 1 or pc.unique(meta["split"]).to_pylist() != splits:
+        return None
+    order = pc.sort_indices(
+        meta, sort_keys=[("clip_id", "ascending"), ("frame_index", "ascending")]
+    )
+    if not (order.to_numpy() == np.arange(meta.num_rows)).all():
+        return None
+    if plan.shard.max_rows and meta.num_rows > plan.shard.max_rows:
+        return None
+    if plan.shard.max_bytes and f.stat().st_size > plan.shard.max_bytes:
+        return None
+    return splits[0]
+
+
+@dataclass
+class Peek:
+    """A committed frames file's schema and the few columns that decide its fate (`LINK_COLUMNS`),
+    read before the clips are selected."""
+
+    path: Path
+    schema: pa.Schema
+    meta: pa.Table
+
+
+def peek(f: Path) -> Peek:
+    pf = pq.ParquetFile(f, memory_map=True)
+    return Peek(f, pf.schema_arrow, pf.read(columns=LINK_COLUMNS))
+
+
+def read_part(p: Peek, plan: PartPlan) -> Part | None:
+    """A peeked frames file -> a `Part` (None when it holds no kept row); the whole file is read
+    (memory-mapped: its image pages are not copied) only when its rows are rewritten or another
+    format needs them."""
+    kept = p.meta
+    if plan.filtered:
+        kept = p.meta.filter(pc.is_in(p.meta["clip_id"], value_set=plan.kept_ids))
+        if not kept.num_rows:
             return None
-    return pq.read_table(f, memory_map=True)
+    cats = pc.struct_field(pc.list_flatten(kept["boxes"]), "category")
+    categories = {c for c in pc.unique(cats).to_pylist() if c is not None}
+    link = linkable(p.path, p.schema, p.meta, plan) if plan.link else None
+    table = None
+    if link is None or plan.rows_needed:
+        table = pq.read_table(p.path, memory_map=True)
+    return Part(p.path, p.meta.num_rows, link, table, categories)
 
 
-def prefetch(files: list[Path], kept_ids: pa.Array | None):
-    """(file, table) of each file that holds kept rows, in order; the next file is read by a
-    second thread while the caller writes this one (pyarrow releases the GIL for both), so the
-    export costs about max(read, write) rather than their sum."""
-    if not files:
+def prefetch(peeks: list[Peek], plan: PartPlan, pool: ThreadPoolExecutor):
+    """The `Part` of each file that holds kept rows, in order; the next one is read on `pool`
+    while the caller writes this one (pyarrow releases the GIL for both), so the export costs
+    about max(read, write) rather than their sum."""
+    if not peeks:
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="export-read") as pool:
-        pending = pool.submit(_read_part, files[0], kept_ids)
-        for i, f in enumerate(files):
-            t = pending.result()
-            if i + 1 < len(files):
-                pending = pool.submit(_read_part, files[i + 1], kept_ids)
-            if t is not None:
-                yield f, t
+    pending = pool.submit(read_part, peeks[0], plan)
+    for i in range(len(peeks)):
+        part = pending.result()
+        if i + 1 < len(peeks):
+            pending = pool.submit(read_part, peeks[i + 1], plan)
+        if part is not None:
+            yield part
 
 
 def in_clip_order(t: pa.Table) -> pa.Table:
@@ -144,6 +234,11 @@ def split_runs(t: pa.Table):
 
 def run_export(cfg: ExportConfig, log=print) -> dict:
     """Write the export; return its manifest (as a dict)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="export-read") as reader:
+        return _run_export(cfg, log, reader)
+
+
+def _run_export(cfg: ExportConfig, log, reader: ThreadPoolExecutor) -> dict:
     t0 = time.perf_counter()
     src, out = Path(cfg.input), Path(cfg.output).resolve()
     jobs = read_manifests(src)
@@ -152,7 +247,10 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
     if out == src.resolve() or src.resolve() in out.parents:
         raise ConfigError("output", cfg.output, "must lie outside the dataset folder")
 
-    # 1. Select: committed clips -> filters -> splits by source
+    # 1. Select: committed clips -> filters -> splits by source (the frames files' schemas and
+    #    deciding columns are read meanwhile, on the reader thread)
+    files = committed_files(src, "frames")
+    peeking = reader.submit(lambda: [peek(f) for f in files])
     sel = select_clips(src, cfg.filter, cfg.split)
     clips = sel.clips
     if not clips.num_rows:
@@ -163,10 +261,10 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
     stage = _prepare_output(out, cfg.overwrite, log)
     try:
         # 2. Frames: one pass over the committed frames files, rows of the kept clips only
-        files = committed_files(src, "frames")
-        for f in files:
-            check_schema(f)
-        frames_schema = unified_schema(files, "frames")
+        peeks = peeking.result()
+        for p in peeks:
+            check_schema(p.path, p.schema)
+        frames_schema = unified_schema([p.schema for p in peeks], "frames")
         split_by_clip = dict(
             zip(clips["clip_id"].to_pylist(), clips["split"].to_pylist(), strict=True)
         )
@@ -188,8 +286,21 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
         frames_out = {s: 0 for s in split_names}
         categories: set[str] = set()
         wds_clips: set[str] = set()
-        filtered = clips.num_rows < sel.total["clips"]
-        for f, t in prefetch(files, kept_ids if filtered else None):
+        plan = PartPlan(
+            kept_ids, split_values, as_stored(frames_schema), cfg.shard,
+            filtered=clips.num_rows < sel.total["clips"],
+            link="parquet" in cfg.formats and cfg.link,
+            rows_needed=wds is not None or coco is not None,
+        )  # fmt: skip
+        for part in prefetch(peeks, plan, reader):
+            f = part.path
+            categories |= part.categories
+            if part.link is not None:
+                parquet[part.link].link(f, part.rows)
+                frames_out[part.link] += part.rows
+            if part.table is None:
+                continue
+            t = part.table
             where = pc.index_in(t["clip_id"], value_set=kept_ids)
             if where.null_count:
                 t, where = t.filter(pc.is_valid(where)), where.filter(pc.is_valid(where))
@@ -198,12 +309,11 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
             splits = pc.take(split_values, where)
             t = t.set_column(t.schema.get_field_index("split"), "split", splits)
             t = in_clip_order(conform(t, frames_schema))
-            cats = pc.struct_field(pc.list_flatten(t["boxes"]), "category")
-            categories.update(c for c in pc.unique(cats).to_pylist() if c is not None)
-            for s, part in split_runs(t):
-                frames_out[s] += part.num_rows
-                if s in parquet:
-                    parquet[s].write(part)
+            if part.link is None:
+                for s, rows in split_runs(t):
+                    frames_out[s] += rows.num_rows
+                    if s in parquet:
+                        parquet[s].write(rows)
             if wds is not None or coco is not None:
                 rows = t.to_pylist()
                 if coco is not None:
@@ -266,6 +376,8 @@ def run_export(cfg: ExportConfig, log=print) -> dict:
             "total": sel.total,
             "removed": sel.removed,
             "files": written,
+            # Parquet frames shards that are hard links of committed dataset parts (unchanged)
+            "linked": sum(w.linked for w in parquet.values()),
             "timings": {
                 "select_s": round(t_select - t0, 3),
                 "frames_s": round(time.perf_counter() - t_select, 3),

@@ -35,13 +35,14 @@ def read_committed(dataset: str | Path, table: str, columns: list[str] | None = 
     files = committed_files(dataset, table)
     if not files:
         raise FileNotFoundError(f"{dataset}: no committed {table} (no manifest lists any file)")
-    for f in files:
-        check_schema(f)
+    opened = [pq.ParquetFile(f) for f in files]
+    for f, pf in zip(files, opened, strict=True):
+        check_schema(f, pf.schema_arrow)  # every file checked before any is read
     parts = []
-    for f in files:
-        names = pq.read_schema(f).names
+    for pf in opened:
+        names = pf.schema_arrow.names
         cols = None if columns is None else [c for c in columns if c in names]
-        parts.append(pq.read_table(f, columns=cols))
+        parts.append(pf.read(columns=cols))
     return pa.concat_tables(parts, promote_options="default")
 
 

@@ -9,6 +9,7 @@ time); every other column is zstd. Uncompressed pages also let `pyarrow` memory-
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +69,7 @@ class ShardWriter:
         self.writer: pq.ParquetWriter | None = None
         self.rows = self.bytes = 0
         self.total_rows = 0
+        self.linked = 0  # shards that are links (or copies) of finished files
         folder.mkdir(parents=True, exist_ok=True)
         plain = [c for c in schema.names if c not in BINARY_COLUMNS]
         raw = {f"{c}.bytes" for c in BINARY_COLUMNS}
@@ -114,6 +116,19 @@ class ShardWriter:
             if full:
                 self.writer.close()
                 self.writer = None
+
+    def link(self, path: Path, rows: int) -> None:
+        """Add a finished Parquet file as a shard of its own, hard-linked (copied where the
+        export lies on another file system): committed parts never change, so the link is a
+        frozen copy that costs no bytes. The caller checked its schema, rows and size."""
+        target = self.folder / f"{self.split}-{len(self.paths):05d}.parquet"
+        try:
+            os.link(path, target)
+        except OSError:  # another file system, or links not allowed
+            shutil.copyfile(path, target)
+        self.paths.append(target)
+        self.total_rows += rows
+        self.linked += 1
 
     def close(self) -> list[Path]:
         if self.writer is not None:

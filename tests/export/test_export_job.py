@@ -39,10 +39,12 @@ def test_layout_manifest_and_counts(exported, dataset):
     # no hidden leftovers beside the export
     assert not list(exported.parent.glob(f".{exported.name}.*"))
     # HF-style shard names, a real split column that agrees with the file name
-    for f in (exported / "parquet" / "frames").glob("*.parquet"):
+    shards = sorted((exported / "parquet" / "frames").glob("*.parquet"))
+    for f in shards:
         split = f.name.split("-")[0]
         assert set(pq.read_table(f, columns=["split"]).column(0).to_pylist()) == {split}
-        assert f.name.endswith("-of-00001.parquet")
+        n = sum(g.name.startswith(f"{split}-") for g in shards)
+        assert f.name.endswith(f"-of-{n:05d}.parquet")
     # the image column keeps its Hugging Face Image feature
     meta = pq.read_schema(next((exported / "parquet" / "frames").glob("*.parquet"))).metadata
     assert b'"_type": "Image"' in meta[b"huggingface"]
@@ -178,15 +180,19 @@ def test_a_killed_export_leaves_nothing(dataset, tmp_path, monkeypatch):
     run_export(ExportConfig(input=str(dataset), output=str(out)), log=quiet)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     calls = {"n": 0}
-    real_write = shards.ShardWriter.write
+    real_write, real_link = shards.ShardWriter.write, shards.ShardWriter.link
 
-    def dying_write(self, t):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # as a Ctrl-C mid-export
-        return real_write(self, t)
+    def dying(real):
+        def call(self, *args):
+            calls["n"] += 1
+            if calls["n"] == 3:  # the third shard written or linked
+                raise KeyboardInterrupt  # as a Ctrl-C mid-export
+            return real(self, *args)
 
-    monkeypatch.setattr(shards.ShardWriter, "write", dying_write)
+        return call
+
+    monkeypatch.setattr(shards.ShardWriter, "write", dying(real_write))
+    monkeypatch.setattr(shards.ShardWriter, "link", dying(real_link))
     with pytest.raises(KeyboardInterrupt):
         run_export(ExportConfig(input=str(dataset), output=str(out), overwrite=True), log=quiet)
     # the old export is untouched; nothing new is visible or left beside it
@@ -194,6 +200,7 @@ def test_a_killed_export_leaves_nothing(dataset, tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".exp.*"))
     # a SIGKILL cannot clean up: its hidden partial folder is removed by the next export
     monkeypatch.setattr(shards.ShardWriter, "write", real_write)
+    monkeypatch.setattr(shards.ShardWriter, "link", real_link)
     stale = tmp_path / ".new.partial-1234-abcd"
     (stale / "parquet").mkdir(parents=True)
     logs = []
@@ -340,3 +347,57 @@ def test_dataset_writer_keeps_a_clips_frames_together(dataset):
         t = pq.read_table(f, columns=["clip_id", "frame_index"])
         keys = list(zip(t["clip_id"].to_pylist(), t["frame_index"].to_pylist(), strict=True))
         assert keys == sorted(keys), f
+
+
+def _inodes(paths) -> set[tuple[int, int]]:
+    return {(p.stat().st_dev, p.stat().st_ino) for p in paths}
+
+
+def test_parts_that_go_in_unchanged_are_linked_not_rewritten(tmp_path):
+    """A job writes one frames part per source (or window of one); with the default splits
+    (those of the job's dataset) and no filter, the Parquet export hard-links every part."""
+    import pyarrow as pa
+
+    from amplify.dataset.reader import committed_files
+    from amplify.export.bench import make_bench_dataset
+
+    ds = make_bench_dataset(tmp_path / "ds", frames=170)  # 10 clips: parts of 4, 4 and 2
+    parts = committed_files(ds, "frames")
+    assert len(parts) == 3
+    linked = tmp_path / "linked"
+    m = run_export(ExportConfig(input=str(ds), output=str(linked)), log=quiet)
+    assert m["linked"] == len(parts)
+    shards = sorted((linked / "parquet" / "frames").glob("*.parquet"))
+    assert len(shards) == len(parts) and _inodes(shards) == _inodes(parts)
+    # the same rows as the dataset, each shard's split column naming its file's split
+    want = pq.read_table(parts).sort_by("frame_id")
+    got = pq.read_table(shards).sort_by("frame_id")
+    assert got.column("frame_id").equals(want.column("frame_id"))
+    assert got.column("image").equals(want.column("image"))
+    for f in shards:
+        assert set(pq.read_table(f, columns=["split"])["split"].to_pylist()) == {
+            f.name.split("-")[0]
+        }
+    # link=false: the same rows, written anew, sharing nothing with the dataset
+    copied = tmp_path / "copied"
+    run_export(ExportConfig(input=str(ds), output=str(copied), link=False), log=quiet)
+    written = sorted((copied / "parquet" / "frames").glob("*.parquet"))
+    assert not _inodes(written) & _inodes(parts)
+    again = pq.read_table(written).sort_by("frame_id")
+    assert again.column("image").equals(want.column("image"))
+    # a source moved to another split than its dataset's: its part is rewritten, the rest linked
+    first = pq.read_table(parts[0], columns=["source_id", "split"])
+    source, was = first["source_id"][0].as_py(), first["split"][0].as_py()
+    moved = tmp_path / "moved"
+    split = (
+        SplitConfig(validation_sources=[source])
+        if was != "validation"
+        else SplitConfig(test_sources=[source])
+    )
+    m = run_export(ExportConfig(input=str(ds), output=str(moved), split=split), log=quiet)
+    shards = sorted((moved / "parquet" / "frames").glob("*.parquet"))
+    assert _inodes(shards) & _inodes(parts) == _inodes(parts[1:])
+    rows = pq.read_table(shards)
+    mine = rows.filter(pa.compute.equal(rows["source_id"], source))
+    assert set(mine["split"].to_pylist()) == {"validation" if was != "validation" else "test"}
+    assert sum(c["frames"] for c in m["counts"].values()) == 170
