@@ -149,10 +149,7 @@ def linkable(f: Path, schema: pa.Schema, meta: pa.Table, plan: PartPlan) -> str 
     splits = pc.unique(pc.take(plan.split_values, where)).to_pylist()
     if len(splits) != 1 or pc.unique(meta["split"]).to_pylist() != splits:
         return None
-    order = pc.sort_indices(
-        meta, sort_keys=[("clip_id", "ascending"), ("frame_index", "ascending")]
-    )
-    if not (order.to_numpy() == np.arange(meta.num_rows)).all():
+    if clip_order(meta) is not None:
         return None
     if plan.shard.max_rows and meta.num_rows > plan.shard.max_rows:
         return None
@@ -209,14 +206,19 @@ def prefetch(peeks: list[Peek], plan: PartPlan, pool: ThreadPoolExecutor):
             yield part
 
 
+def clip_order(t: pa.Table) -> pa.Array | None:
+    """The row order that puts each clip's frames together and in order; None when `t` is in it
+    already (as the dataset writer writes frames)."""
+    order = pc.sort_indices(t, sort_keys=[("clip_id", "ascending"), ("frame_index", "ascending")])
+    return None if (order.to_numpy() == np.arange(t.num_rows)).all() else order
+
+
 def in_clip_order(t: pa.Table) -> pa.Table:
     """`t` with each clip's frames together and in order, so that a clip reader streams it and a
-    clip never spans two shards. The dataset writer already writes frames in this order; then
-    nothing is copied (a part of an older dataset, in frame-id order, is taken once)."""
-    order = pc.sort_indices(t, sort_keys=[("clip_id", "ascending"), ("frame_index", "ascending")])
-    if (order.to_numpy() == np.arange(t.num_rows)).all():
-        return t
-    return t.take(order)
+    clip never spans two shards: `t` itself when it is (nothing copied), else taken once (a part
+    of an older dataset, in frame-id order)."""
+    order = clip_order(t)
+    return t if order is None else t.take(order)
 
 
 def split_runs(t: pa.Table):
