@@ -401,3 +401,24 @@ def test_parts_that_go_in_unchanged_are_linked_not_rewritten(tmp_path):
     mine = rows.filter(pa.compute.equal(rows["source_id"], source))
     assert set(mine["split"].to_pylist()) == {"validation" if was != "validation" else "test"}
     assert sum(c["frames"] for c in m["counts"].values()) == 170
+
+
+def test_a_part_that_cannot_be_linked_is_copied(tmp_path, monkeypatch):
+    """Another file system (or a system that forbids the link): the part is copied whole."""
+    import os
+
+    from amplify.dataset.reader import committed_files
+    from amplify.export.bench import make_bench_dataset
+
+    ds = make_bench_dataset(tmp_path / "ds", frames=68)  # one source, one part
+    parts = committed_files(ds, "frames")
+
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    m = run_export(ExportConfig(input=str(ds), output=str(tmp_path / "e")), log=quiet)
+    shards = sorted((tmp_path / "e" / "parquet" / "frames").glob("*.parquet"))
+    assert m["linked"] == 1 and len(shards) == 1
+    assert not _inodes(shards) & _inodes(parts)
+    assert shards[0].read_bytes() == parts[0].read_bytes()
