@@ -159,7 +159,10 @@ class CocoConfig:
 class ExportConfig:
     """`amplify export`: a frozen, filtered, split copy of a dataset's committed rows, in the
     formats training jobs read (Parquet for Hugging Face and friends, WebDataset tar shards of
-    mp4 clips, COCO JSON), committed with a manifest and described by a dataset card."""
+    mp4 clips, COCO JSON), committed with a manifest and described by a dataset card. A
+    dataset part that goes into the Parquet export unchanged (no filter drops any of its rows,
+    its split is the dataset's) is hard-linked, not rewritten; `link=false` writes every shard.
+    Options and loaders: docs/EXPORT.md."""
 
     input: str = ""
     output: str = ""
