@@ -60,6 +60,8 @@ class GradeFitConfig:
     p_real_change: float = 0.0
     change_weight: float = 0.2
     change_bands: int = 4
+    # which `look_change` terms the loss compares (brightness, contrast, saturation, cast)
+    change_terms: tuple[str, ...] = ("brightness", "contrast", "saturation", "cast")
     seed: int = 0
     max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
     log_every: int = 25
@@ -80,6 +82,10 @@ class GradeFitConfig:
         for k in ("p_identity", "p_real", "p_drop", "p_jitter", "p_real_change"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
+        object.__setattr__(self, "change_terms", tuple(self.change_terms))
+        for t in self.change_terms:
+            if t not in LOOK_TERMS:
+                raise ConfigError("change_terms", t, f"must be one of {list(LOOK_TERMS)}")
 
 
 @dataclass
@@ -126,6 +132,9 @@ def look_stats(x: torch.Tensor, bands: int) -> torch.Tensor:
         [luma.mean(-1), luma.std(-1), sat.mean(-1),
          (x[:, 0] - luma).mean(-1), (x[:, 2] - luma).mean(-1)], -1,
     )  # fmt: skip
+
+
+LOOK_TERMS = {"brightness": [0], "contrast": [1], "saturation": [2], "cast": [3, 4]}
 
 
 def look_change(after: torch.Tensor, before: torch.Tensor, eps: float = 0.02) -> torch.Tensor:
@@ -277,7 +286,11 @@ def camera_look(
 
 
 def grade_loss(
-    model: WorldModel, batch: dict, device: torch.device, weight: float = 0.2
+    model: WorldModel,
+    batch: dict,
+    device: torch.device,
+    weight: float = 0.2,
+    terms: tuple[str, ...] = tuple(LOOK_TERMS),
 ) -> torch.Tensor:
     """L1 between the graded source crop and the target crop; for the real samples asked for
     another condition (`change`), `weight` x L1 between their `look_change` and the expected
@@ -299,7 +312,8 @@ def grade_loss(
         (~change).any()) else out.sum() * 0  # fmt: skip
     bands = batch["expect"].shape[1]
     got = look_change(look_stats(out[change], bands), look_stats(src[change], bands))
-    look = (got - batch["expect"].to(device)[change]).abs().mean()
+    cols = [i for t in terms for i in LOOK_TERMS[t]]
+    look = (got - batch["expect"].to(device)[change])[..., cols].abs().mean()
     n = float(change.float().mean())
     return (1 - n) * pix + n * weight * look
 
@@ -369,7 +383,7 @@ def fit(
             break
         for gr in opt.param_groups:
             gr["lr"] = _lr(cfg, step)
-        loss = grade_loss(model, sampler.batch(cfg.batch), dev, cfg.change_weight)
+        loss = grade_loss(model, sampler.batch(cfg.batch), dev, cfg.change_weight, cfg.change_terms)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
