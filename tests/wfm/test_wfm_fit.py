@@ -121,5 +121,8 @@ def test_real_windows_asked_for_another_condition(wfm_corpus, tok_tiny_path, tmp
     loss = grade_loss(model, b, torch.device("cpu"), weight=1.0)
     loss.backward()  # the look term alone trains the head
     assert loss > 0 and model.out.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # a zero head is ~the identity (the layer is at opacity 0.007)
+        only = grade_loss(model, b, torch.device("cpu"), 1.0, ("contrast", "saturation"))
+        torch.testing.assert_close(only, b["expect"][..., 1:3].abs().mean(), atol=0.01, rtol=0)
     off = GradeSampler(bank, GradeFitConfig(**{**cfg.__dict__, "p_real_change": 0.0})).batch(4)
     assert not off["change"].any()
