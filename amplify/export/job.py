@@ -169,8 +169,8 @@ class Peek:
 
 
 def peek(f: Path) -> Peek:
-    pf = pq.ParquetFile(f, memory_map=True)
-    return Peek(f, pf.schema_arrow, pf.read(columns=LINK_COLUMNS))
+    with pq.ParquetFile(f, memory_map=True) as pf:
+        return Peek(f, pf.schema_arrow, pf.read(columns=LINK_COLUMNS))
 
 
 def read_part(p: Peek, plan: PartPlan) -> Part | None:

@@ -35,14 +35,13 @@ def read_committed(dataset: str | Path, table: str, columns: list[str] | None = 
     files = committed_files(dataset, table)
     if not files:
         raise FileNotFoundError(f"{dataset}: no committed {table} (no manifest lists any file)")
-    opened = [pq.ParquetFile(f) for f in files]
-    for f, pf in zip(files, opened, strict=True):
-        check_schema(f, pf.schema_arrow)  # every file checked before any is read
     parts = []
-    for pf in opened:
-        names = pf.schema_arrow.names
-        cols = None if columns is None else [c for c in columns if c in names]
-        parts.append(pf.read(columns=cols))
+    for f in files:  # one open per file: its footer gives the schema checked, then its rows
+        with pq.ParquetFile(f) as pf:
+            check_schema(f, pf.schema_arrow)
+            names = pf.schema_arrow.names
+            cols = None if columns is None else [c for c in columns if c in names]
+            parts.append(pf.read(columns=cols))
     return pa.concat_tables(parts, promote_options="default")
 
 

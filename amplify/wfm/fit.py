@@ -304,18 +304,17 @@ def grade_loss(
     src = batch["source"].to(device)
     cfg = model.cfg
     out = apply_grade(src, coeffs, cfg.grade_bins, batch["first_latent"], cfg.grade_smooth)
-    change = batch.get("change")
-    if change is None or not bool(change.any()):
-        return (out - batch["target"].to(device)).abs().mean()
-    change = change.to(device)
-    pix = (out[~change] - batch["target"].to(device)[~change]).abs().mean() if bool(
-        (~change).any()) else out.sum() * 0  # fmt: skip
-    bands = batch["expect"].shape[1]
-    got = look_change(look_stats(out[change], bands), look_stats(src[change], bands))
-    cols = [i for t in terms for i in LOOK_TERMS[t]]
-    look = (got - batch["expect"].to(device)[change])[..., cols].abs().mean()
-    n = float(change.float().mean())
-    return (1 - n) * pix + n * weight * look
+    # per-sample terms summed over the batch / its size: every sample weighs the same
+    per = (out - batch["target"].to(device)).abs().flatten(1).mean(1)  # (B,)
+    change = batch.get("change", torch.zeros(len(per), dtype=torch.bool)).to(device)
+    loss = per.masked_fill(change, 0.0).sum() / len(per)
+    if bool(change.any()):
+        bands = batch["expect"].shape[1]
+        got = look_change(look_stats(out[change], bands), look_stats(src[change], bands))
+        cols = [i for t in terms for i in LOOK_TERMS[t]]
+        miss = (got - batch["expect"].to(device)[change])[..., cols].abs().flatten(1).mean(1)
+        loss = loss + weight * miss.sum() / len(per)
+    return loss
 
 
 def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> WorldModel:
