@@ -679,11 +679,13 @@ def generate_clip(
         # Variations are encoded like their source (lossless stays lossless).
         fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
         out = _VariationRows(generator, target, src_clip, rows, fmt, scorer.reference(frames))
+        # The source's own condition, when its labels name one, is told to the world model.
+        own = source_condition(src_clip)
         # 1. Conditions: list x grid x samples, one batch per window.
         specs = variation_specs(target)
         if specs:
             requests = [(s.condition, s.seed) for s in specs]
-            images = generator.generate_many(frames, requests, layout=layout)
+            images = generator.generate_many(frames, requests, layout=layout, source=own)
             for spec, imgs in zip(specs, images, strict=True):
                 out.add(imgs, spec.condition, spec.seed, spec.variation, spec.as_dict())
         # 2. Scenarios: each edit painted, then under the source's look and each condition.
@@ -704,7 +706,9 @@ def generate_clip(
                 continue
             maps = render_edit(world, edit)
             reqs = [(None, k)] + [(c, k) for c in scenario_conditions]
-            images = generator.generate_many(frames, reqs, edit=maps, scenario=scenario_id(sc.name))
+            images = generator.generate_many(
+                frames, reqs, edit=maps, scenario=scenario_id(sc.name), source=own
+            )
             record = {**edit.record(sc.params),
                       "world": "scene" if world.exact else "ground_plane",
                       "camera": world.camera_from,
@@ -731,6 +735,13 @@ def generate_clip(
         )  # fmt: skip
     except Exception as exc:  # one window failing never stops the others
         return _generate_error(target, exc, t0)
+
+
+def source_condition(clip: dict) -> Condition | None:
+    """A source clip row's own condition, when its labels named one (else None: unknown)."""
+    if not (clip["weather"] and clip["time_of_day"]):
+        return None
+    return Condition(clip["weather"], clip["time_of_day"], clip["intensity"] or 0.0)
 
 
 def generated_part_name(source_id: str, clip_id: str) -> str:
@@ -791,9 +802,7 @@ class _VariationRows:
             )
         # The classifier scores the look that was asked for; the source's own look is scored
         # against the source's condition when its labels name one.
-        judged = cond
-        if judged is None and src["weather"] and src["time_of_day"]:
-            judged = Condition(src["weather"], src["time_of_day"], src["intensity"] or 0.0)
+        judged = cond if cond is not None else source_condition(src)
         gen = self.generator
         self.clip_rows.append(
             {

@@ -233,3 +233,49 @@ def test_scenario_world_of_a_synth_scenario_twin_is_its_edited_scene(tmp_path):
     twin_ids = {a.track_id for a in worlds[twin["video"]].scene.agents}
     assert worlds[twin["video"]].exact and added <= twin_ids and not added & src_ids
     assert removed <= src_ids and not removed & twin_ids
+
+
+def test_the_job_tells_the_model_a_labelled_source_condition(tmp_path, grade_checkpoints):
+    """A source whose label sidecar names its condition: the job passes it to the world model
+    (its frames are `generate_many(..., source=that condition)`); without one it is not told."""
+    import json
+
+    from amplify.conditions import Condition
+    from amplify.stages import encode_image, read_clip
+    from amplify.wfm.checkpoint import load_wfm, save_wfm
+    from amplify.wfm.config import WFMConfig
+    from amplify.wfm.generate import Generator
+    from amplify.wfm.model import WorldModel
+
+    plain = load_wfm(grade_checkpoints[0])
+    model = WorldModel(WFMConfig.from_dict({**plain.cfg.__dict__, "source_condition": True}))
+    model.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():  # a model that reads the source condition (zero-initialised otherwise)
+        model.cond.source_weather.weight.normal_(0, 1.0)
+        model.cond.source_time.weight.normal_(0, 1.0)
+    gen = Generator(str(save_wfm(model, tmp_path / "wfm-src")), grade_checkpoints[1])
+    rain = Condition("rain", "day", 0.7)
+
+    def job(sub: str, condition: dict | None) -> tuple[list[bytes], list[bytes]]:
+        d = tmp_path / sub
+        d.mkdir()
+        if condition is not None:
+            (d / "drive.labels.json").write_text(json.dumps(
+                {"version": 1, "width": 64, "height": 32, "categories": ["car"], "tracks": [],
+                 "condition": condition}))  # fmt: skip
+        task, clip_id, part = staged_window(d)
+        result = generate_clip(gen, make_target(task, clip_id, part, variations=(rain.name,)))
+        assert result.ok, result.error
+        stage = staging_dir(task.out, task.job_id)
+        written = pq.read_table(stage / "frames" / result.parts["frames"][0]).to_pylist()
+        src, rows = read_clip(str(stage / "frames" / part), clip_id)
+        fmt = "png" if rows[0]["image"]["bytes"][:4] == b"\x89PNG" else "jpeg"
+        told = Condition(**condition) if condition is not None else None
+        want = gen.generate_many(src, [(rain, 0)], source=told)[0]
+        return [r["image"]["bytes"] for r in written], [encode_image(f, fmt) for f in want]
+
+    night = {"weather": "clear", "time_of_day": "night", "intensity": 0.0}
+    told, want_told = job("told", night)
+    blind, want_blind = job("blind", None)
+    assert told == want_told and blind == want_blind
+    assert told != blind  # the same video: only what the model was told differs

@@ -76,6 +76,10 @@ class RealEvalConfig:
     height: int = 128
     frames: int = 17  # 1 + 4k (the tokenizer's causal grouping)
     max_windows: int = 1  # windows scored per clip; 0 = every window
+    # Tell the world model each clip's condition (from `conditions`) as the source's own; a
+    # model trained with `source_condition` reads it, others ignore it. False: it judges the
+    # clip by its look, as a job without known source conditions does.
+    source_known: bool = False
     sheet: str = ""  # contact sheet to write (.png or .jpg)
     out_json: str = ""  # also write the summary JSON here
 
@@ -184,6 +188,7 @@ def _score_window(
     generator: ClipGenerator | None,
     cls: Any,
     seed: int,
+    source_known: bool = False,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Scores of one window and the middle frames the sheet shows (keyed `method/condition`)."""
     from amplify.eval.baselines import augment
@@ -201,7 +206,8 @@ def _score_window(
         # 1. One batch: the clip's own condition (identity: it should give the clip back) and
         #    every other target (the own condition, if a target, is the identity output).
         others = [c for c in targets if c.name != own.name]
-        made = generator.generate_many(source, [(c, seed) for c in (own, *others)])
+        requests = [(c, seed) for c in (own, *others)]
+        made = generator.generate_many(source, requests, source=own if source_known else None)
         same = check_output(made[0], source)
         varied = {c.name: check_output(o, source) for c, o in zip(others, made[1:], strict=True)}
         row["identity_psnr"] = min(M.psnr(same, source), PSNR_CAP)
@@ -293,7 +299,10 @@ def evaluate_real(
             progress(f"eval real: clip {i + 1}/{len(clips)} {clip}: {type(e).__name__}: {e.reason}")
             continue
         # 2. Score each window; average them into the clip's row.
-        scored = [_score_window(w.frames, own, targets, generator, cls, cfg.seed) for w in windows]
+        scored = [
+            _score_window(w.frames, own, targets, generator, cls, cfg.seed, cfg.source_known)
+            for w in windows
+        ]
         row = {"clip": clip, "condition": own.name, "windows": len(windows),
                "frames": int(len(windows[0].frames)),
                "source_class": scored[0][0]["source_class"],

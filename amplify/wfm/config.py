@@ -63,6 +63,10 @@ class WFMConfig:
     # Gaussian low-pass of the grade's cells (std in cells; 0 = off), in training and generation:
     # unsmoothed 8-px cells left blocks in real skies (seen on the demo's contact sheet).
     grade_smooth: float = 1.0
+    # The model also reads the SOURCE clip's condition (weather, time of day) when the caller
+    # knows it, an "unknown" row when not: a lit night clip asked for clear_night is then known
+    # to be night already, instead of being judged by its look (zero-initialised embeddings).
+    source_condition: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rope_split", tuple(int(v) for v in self.rope_split))

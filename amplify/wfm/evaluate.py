@@ -49,11 +49,11 @@ class ClipGenerator(Protocol):
     """What `evaluate` needs of `amplify.wfm.generate.Generator` (tests pass a stand-in)."""
 
     def generate(self, frames: np.ndarray, condition: Condition, seed: int = 0,
-                 layout: np.ndarray | None = None,
-                 depth: np.ndarray | None = None) -> np.ndarray: ...  # fmt: skip
+                 layout: np.ndarray | None = None, depth: np.ndarray | None = None, *,
+                 source: Condition | None = None) -> np.ndarray: ...  # fmt: skip
 
-    def generate_many(self, frames: np.ndarray, requests: list[tuple[Condition, int]]
-                      ) -> list[np.ndarray]: ...  # fmt: skip
+    def generate_many(self, frames: np.ndarray, requests: list[tuple[Condition, int]], *,
+                      source: Condition | None = None) -> list[np.ndarray]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class WFMEvalConfig:
     refine: float = 0.0  # the Generator's detail restoration (share of the short side; 0 = off)
     source_weather: str = "clear"
     source_time_of_day: str = "day"
+    # tell the world model the source's condition (a model trained with `source_condition`
+    # reads it; others ignore it); False: it judges the source by its look
+    source_known: bool = False
     real: str = ""  # folder of real clips; when set they are varied and scored too (no twin)
     sheet: str = ""  # contact-sheet PNG to write
     out_json: str = ""  # also write the summary JSON here
@@ -197,17 +200,25 @@ def check_output(gen: Any, source: np.ndarray) -> np.ndarray:
 
 
 def _generate(
-    generator: Any, source: np.ndarray, cond: Condition, seed: int, layout: Any, depth: Any
+    generator: Any,
+    source: np.ndarray,
+    cond: Condition,
+    seed: int,
+    layout: Any,
+    depth: Any,
+    own: Condition | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's output ("model") and, when the generator restores detail after decoding, the
-    decoded frames before that step ("raw"): one sampling run gives both."""
+    decoded frames before that step ("raw"): one sampling run gives both. `own`: the source's
+    condition, told to the model when given."""
     from amplify.wfm.refine import restore_detail
 
+    kw = {} if own is None else {"source": own}
     if _has_raw(generator):
         raw = check_output(generator.generate(source, cond, seed=seed, layout=layout,
-                                               depth=depth, refine=False), source)  # fmt: skip
+                                               depth=depth, refine=False, **kw), source)  # fmt: skip
         return {"model": restore_detail(raw, source, generator.refine), "raw": raw}
-    gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth)
+    gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth, **kw)
     return {"model": check_output(gen, source)}
 
 
@@ -306,7 +317,8 @@ def evaluate(
             outs = {"source": source, "augment": augment(source, cond, seed=i)}
             if generator is not None:
                 t0 = time.perf_counter()
-                outs.update(_generate(generator, source, cond, i, layout, depth))
+                told = source_cond if cfg.source_known else None
+                outs.update(_generate(generator, source, cond, i, layout, depth, told))
                 gen_seconds.append(time.perf_counter() - t0)
             if tok is not None:
                 outs["recon"] = reconstruct(tok, twin)

@@ -19,16 +19,18 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from amplify.conditions import TIMES_OF_DAY, WEATHERS
 from amplify.wfm.appearance import apply_grade
 from amplify.wfm.config import CONTROLS, WFMConfig, get_config
 from amplify.wfm.data import PairBank
 from amplify.wfm.model import WorldModel
 
+NW, NT = len(WEATHERS), len(TIMES_OF_DAY)  # the "unknown" ids of the source condition
 BANK_KEYS = ("frames", "latents", "edges", "blur", "layout", "depth", "has_layout", "has_depth")
 
 
@@ -62,6 +64,10 @@ class GradeFitConfig:
     change_bands: int = 4
     # which `look_change` terms the loss compares (brightness, contrast, saturation, cast)
     change_terms: tuple[str, ...] = ("brightness", "contrast", "saturation", "cast")
+    # Tell the model the source's own condition (synthetic: A; real: its label) for this share of
+    # the samples, "unknown" for the rest (0 = a model without source-condition input;
+    # `WFMConfig.source_condition`).
+    p_source_known: float = 0.0
     seed: int = 0
     max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
     log_every: int = 25
@@ -79,7 +85,7 @@ class GradeFitConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(k, v, "must be a positive integer")
-        for k in ("p_identity", "p_real", "p_drop", "p_jitter", "p_real_change"):
+        for k in ("p_identity", "p_real", "p_drop", "p_jitter", "p_real_change", "p_source_known"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
         object.__setattr__(self, "change_terms", tuple(self.change_terms))
@@ -205,7 +211,7 @@ class GradeSampler:
         f0 = self._rand(n - cfg.latent_frames + 1)
         t0 = 0 if f0 == 0 else 4 * f0 - 3
         t1 = 4 * (f0 + cfg.latent_frames - 1) + 1
-        src, tgt, lat, conds, is_real, change = [], [], [], [], [], []
+        src, tgt, lat, conds, is_real, change, own_ids = [], [], [], [], [], [], []
         expect = torch.zeros(size, cfg.change_bands, 5)
         ctl: dict[str, list] = {k: [] for k in CONTROLS}
         keep: dict[str, list] = {k: [] for k in CONTROLS}
@@ -214,6 +220,7 @@ class GradeSampler:
             if is_real[-1]:
                 b, s, a, tb = real, self._rand(real.latents.shape[0]), 0, 0
                 c = self.bank.real_conds[s].tolist()
+                source_ids = c[:2]
                 own = -1 if self.real_index is None else self.real_index[s]
                 if own >= 0 and self._u() < cfg.p_real_change:
                     V = self.bank.synth.conds.shape[0]
@@ -226,7 +233,7 @@ class GradeSampler:
                 S, V = b.latents.shape[:2]
                 s, a = self._rand(S), self._rand(V)
                 tb = a if self._u() < cfg.p_identity else (a + 1 + self._rand(V - 1)) % V
-                c = b.conds[tb].tolist()
+                c, source_ids = b.conds[tb].tolist(), b.conds[a, :2].tolist()
                 if b.intensity is not None:
                     c[2] = float(b.intensity[s])
             h, w = b.latents.shape[-2:]
@@ -246,7 +253,9 @@ class GradeSampler:
                 )
                 keep[k].append(float(avail.get(k, True) and self._u() >= cfg.p_drop))
             conds.append(c)
+            own_ids.append(source_ids if self._u() < cfg.p_source_known else [NW, NT])
         c = torch.tensor(conds)  # (B, 3)
+        own = torch.tensor(own_ids, dtype=torch.long)  # (B, 2); (NW, NT) = unknown
 
         def pixels(xs: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack(xs).permute(0, 4, 1, 2, 3).float() / 255.0  # (B, 3, T, H, W)
@@ -268,6 +277,8 @@ class GradeSampler:
                 "intensity": c[:, 2],
                 "scenario": torch.zeros(size, dtype=torch.long),
                 "keep": torch.ones(size),
+                "source_weather": own[:, 0],
+                "source_time_of_day": own[:, 1],
             },
             "first_latent": f0,
             # samples with no target pixels: scored by `look_change` against `expect`
@@ -320,6 +331,8 @@ def grade_loss(
 def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> WorldModel:
     """A grade model, its latent statistics from the bank, its trunk warm-started if asked."""
     wcfg: WFMConfig = get_config(cfg.model)
+    if cfg.p_source_known > 0:
+        wcfg = replace(wcfg, source_condition=True)
     if wcfg.head != "grade":
         raise ValueError(f"model {cfg.model!r} has head {wcfg.head!r}, fit trains 'grade' models")
     model = WorldModel(wcfg)

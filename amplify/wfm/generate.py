@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from amplify.conditions import Condition
+from amplify.conditions import TIMES_OF_DAY, WEATHERS, Condition
 from amplify.tokenizer.checkpoint import load_tokenizer
 from amplify.wfm.appearance import apply_grade, precipitation
 from amplify.wfm.checkpoint import (
@@ -132,14 +132,18 @@ class Generator:
         depth: np.ndarray | None = None,
         scenario: int = 0,
         refine: bool = True,
+        source: Condition | None = None,
     ) -> np.ndarray:
         """(T, H, W, 3) uint8 source, T = 1 + 4k, H and W multiples of 8 -> the variation, same shape.
 
         layout: optional (T, H, W, K) box raster (`controls.layout_raster`); depth: optional
         (T, H, W) metres. scenario: the scenario/agent-edit id (0 = none). refine=False returns
-        a flow model's decoded frames as they are (no detail restoration).
+        a flow model's decoded frames as they are (no detail restoration). source: the source
+        clip's own condition when known (read by a model with `source_condition`; else unknown).
         """
-        return self.generate_many(frames, [(condition, seed)], layout, depth, scenario, refine)[0]
+        return self.generate_many(
+            frames, [(condition, seed)], layout, depth, scenario, refine, source=source
+        )[0]
 
     @torch.no_grad()
     def generate_many(
@@ -151,6 +155,7 @@ class Generator:
         scenario: int = 0,
         refine: bool = True,
         edit=None,
+        source: Condition | None = None,
     ) -> list[np.ndarray]:
         """Every (condition, seed) of one window: the window is prepared once, then varied.
 
@@ -170,6 +175,7 @@ class Generator:
         if not todo:
             return outs  # type: ignore[return-value]
         prep = self.prepare(frames, layout, depth)
+        prep["source"] = source
         # The grade head's scenario embedding was never trained: scenarios are the painter's.
         if self.model.cfg.head == "grade":
             made = self._grade(prep, [r for _, r in todo], 0)
@@ -204,15 +210,21 @@ class Generator:
             controls[SOURCE] = latents
         return {"frames": frames, "pixels": x, "latents": latents, "controls": controls}
 
-    def _cond(self, conditions: Sequence[Condition], scenario: int) -> dict[str, torch.Tensor]:
+    def _cond(
+        self, conditions: Sequence[Condition], scenario: int, source: Condition | None = None
+    ) -> dict[str, torch.Tensor]:
         ids = [c.ids for c in conditions]
         B = len(ids)
+        # the source's own (weather, time of day); (len(WEATHERS), len(TIMES_OF_DAY)) = unknown
+        sw, st = source.ids[:2] if source is not None else (len(WEATHERS), len(TIMES_OF_DAY))
         return {
             "weather": torch.tensor([w for w, _, _ in ids], device=self.device),
             "time_of_day": torch.tensor([t for _, t, _ in ids], device=self.device),
             "intensity": torch.tensor([i for _, _, i in ids], device=self.device),
             "scenario": torch.full((B,), scenario, device=self.device),
             "keep": torch.ones(B, device=self.device),
+            "source_weather": torch.full((B,), sw, device=self.device),
+            "source_time_of_day": torch.full((B,), st, device=self.device),
         }
 
     def _grade(self, prep: dict, requests: Sequence[Request], scenario: int) -> list[np.ndarray]:
@@ -223,7 +235,7 @@ class Generator:
             k: None if v is None else v.expand(B, *v.shape[1:]) for k, v in prep["controls"].items()
         }
         t = torch.zeros(B, z.shape[2], device=self.device)
-        cond = self._cond([c for c, _ in requests], scenario)
+        cond = self._cond([c for c, _ in requests], scenario, prep.get("source"))
         coeffs = self.model(z, t, cond, controls)  # (B, K, n, h, w)
         src = prep["pixels"].expand(B, -1, -1, -1, -1)
         cfg = self.model.cfg
@@ -239,7 +251,7 @@ class Generator:
         """Sample target latents from noise (or the noised source) and decode them."""
         _, _, T, H, W = prep["pixels"].shape
         shape = (self.model.cfg.latent_channels, 1 + (T - 1) // 4, H // 8, W // 8)
-        cond = self._cond([condition], scenario)
+        cond = self._cond([condition], scenario, prep.get("source"))
         z = sample(self.model, shape, cond, prep["controls"], seed=seed, cfg=self.sampler)
         x = self.tokenizer.decode(self.model.denormalize(z)).clamp(-1, 1)  # (1, 3, T, H, W)
         return ((x[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()

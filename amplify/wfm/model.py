@@ -102,6 +102,12 @@ class ConditionEmbedder(nn.Module):
         self.intensity_null = nn.Parameter(torch.zeros(D))
         self.scenario = nn.Embedding(cfg.scenarios, D)  # id 0 = none
         self.nw, self.nt = cfg.num_weathers, cfg.num_times
+        self.source_weather = self.source_time = None
+        if cfg.source_condition:  # the source's own condition; last id = unknown
+            self.source_weather = nn.Embedding(cfg.num_weathers + 1, D)
+            self.source_time = nn.Embedding(cfg.num_times + 1, D)
+            for e in (self.source_weather, self.source_time):
+                nn.init.zeros_(e.weight)  # a warm start from a model without it is unchanged
 
     def forward(
         self,
@@ -110,13 +116,20 @@ class ConditionEmbedder(nn.Module):
         intensity: torch.Tensor,  # (B,) float in [0, 1]
         scenario: torch.Tensor,  # (B,) long
         keep: torch.Tensor,  # (B,) float, 1 = conditional, 0 = null (CFG)
+        source_weather: torch.Tensor | None = None,  # (B,) long, id num_weathers = unknown
+        source_time: torch.Tensor | None = None,  # (B,) long, id num_times = unknown
     ) -> torch.Tensor:
         k = keep.float().unsqueeze(-1)  # (B, 1)
         w = torch.where(keep > 0.5, weather, torch.full_like(weather, self.nw))
         t = torch.where(keep > 0.5, time_of_day, torch.full_like(time_of_day, self.nt))
         i_feat = timestep_embedding(intensity.float() * 0.1, 16)  # (B, 16), smooth in [0, 1]
         i_emb = k * self.intensity(i_feat) + (1 - k) * self.intensity_null
-        return self.weather(w) + self.time_of_day(t) + i_emb + self.scenario(scenario)  # (B, D)
+        c = self.weather(w) + self.time_of_day(t) + i_emb + self.scenario(scenario)  # (B, D)
+        if self.source_weather is not None:
+            sw = torch.full_like(weather, self.nw) if source_weather is None else source_weather
+            st = torch.full_like(weather, self.nt) if source_time is None else source_time
+            c = c + self.source_weather(sw) + self.source_time(st)
+        return c
 
 
 class ControlEmbedder(nn.Module):
@@ -271,6 +284,7 @@ class WorldModel(nn.Module):
         x: torch.Tensor,  # (B, C, F, h, w) noisy latents, model space
         t: torch.Tensor,  # (B, F) flow time per latent frame: 0 = clean, 1 = noise
         cond: dict[str, torch.Tensor],  # weather, time_of_day, intensity, scenario, keep: (B,)
+        # (+ optional source_weather, source_time_of_day: the source's own condition)
         controls: dict[str, torch.Tensor | None],  # name -> (B, 4c, F, H/f, W/f) or None
         control_keep: dict[str, torch.Tensor] | None = None,  # name -> (B,) 1 = use, 0 = drop
         frame_offset: int = 0,
@@ -288,7 +302,13 @@ class WorldModel(nn.Module):
         tok = tok + self.controls(controls, control_keep, B, N, tok)  # (B, N, D)
         # 2. Conditioning vector per latent frame: condition + flow time.
         c = self.cond(
-            cond["weather"], cond["time_of_day"], cond["intensity"], cond["scenario"], cond["keep"]
+            cond["weather"],
+            cond["time_of_day"],
+            cond["intensity"],
+            cond["scenario"],
+            cond["keep"],
+            cond.get("source_weather"),
+            cond.get("source_time_of_day"),
         )  # fmt: skip  (B, D)
         c = c.unsqueeze(1) + self.t_embed(timestep_embedding(t, 256))  # (B, F, D)
         # 3. Blocks: frame-causal attention with 3D rotary positions (+ cached earlier frames).

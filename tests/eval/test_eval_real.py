@@ -64,7 +64,7 @@ class Darken:
         out = frames.copy()
         return (out // 3).astype(np.uint8) if condition.time_of_day == "night" else out
 
-    def generate_many(self, frames: np.ndarray, requests: list) -> list[np.ndarray]:
+    def generate_many(self, frames: np.ndarray, requests: list, *, source=None) -> list[np.ndarray]:
         return [self.generate(frames, c, seed=s) for c, s in requests]
 
 

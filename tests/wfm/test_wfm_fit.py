@@ -126,3 +126,42 @@ def test_real_windows_asked_for_another_condition(wfm_corpus, tok_tiny_path, tmp
         torch.testing.assert_close(only, b["expect"][..., 1:3].abs().mean(), atol=0.01, rtol=0)
     off = GradeSampler(bank, GradeFitConfig(**{**cfg.__dict__, "p_real_change": 0.0})).batch(4)
     assert not off["change"].any()
+
+
+def test_source_condition_is_told_to_the_model(wfm_corpus, tok_tiny_path, tmp_path):
+    """`p_source_known`: samples carry the source's own condition (synthetic: the source twin's,
+    real: its label) or "unknown"; a warm start is unchanged until trained; the generator
+    passes a known source condition through."""
+    from amplify.conditions import TIMES_OF_DAY, WEATHERS
+    from amplify.wfm.fit import build_model
+    from amplify.wfm.generate import Generator
+
+    bank = _bank(wfm_corpus, tok_tiny_path, tmp_path)
+    kw = dict(model="wfm-grade-tiny", latent_frames=2, crop_h=4, crop_w=4, batch=64)
+    b = GradeSampler(bank, GradeFitConfig(**kw, p_real=0.5, p_source_known=0.5)).batch(64)
+    sw, st = b["cond"]["source_weather"], b["cond"]["source_time_of_day"]
+    unknown = (sw == len(WEATHERS)) & (st == len(TIMES_OF_DAY))
+    assert 10 < int(unknown.sum()) < 54  # about half told
+    told = torch.stack([sw, st], 1)[~unknown]  # (n, 2) the (weather, time) ids told
+    allowed = {tuple(c) for c in bank.synth.conds[:, :2].long().tolist()}
+    allowed.add(tuple(bank.real_conds[0, :2].long().tolist()))  # the real window's label
+    assert all(tuple(x) in allowed for x in told.tolist())
+    # the source twin's condition, not the target's: identity pairs aside, they differ
+    target = torch.stack([b["cond"]["weather"], b["cond"]["time_of_day"]], 1)[~unknown]
+    assert (told != target).any(1).any()
+
+    # A model with the input, warm-started from one without: the same output, told or not.
+    plain = GradeFitConfig(**kw, steps=2, warmup=1)
+    base = fit(bank, plain, tmp_path / "plain", export=tmp_path / "plain", progress=lambda s: None)
+    cfg = GradeFitConfig(**kw, init_from=base["export"], p_source_known=0.5)
+    model = build_model(cfg, bank, torch.device("cpu")).eval()
+    assert model.cfg.source_condition
+    gen = Generator.from_models(model, Generator(base["export"], str(tok_tiny_path)).tokenizer)
+    frames = bank.synth.frames[0, 0].numpy()
+    night, rain = Condition("clear", "night"), [(Condition("rain", "day"), 0)]
+    blind = gen.generate_many(frames, rain)[0]
+    assert np.array_equal(blind, gen.generate_many(frames, rain, source=night)[0])
+    with torch.no_grad():  # once trained, being told changes the grade
+        model.cond.source_time.weight[: len(TIMES_OF_DAY)].normal_(0, 1.0)  # the known rows
+    assert not np.array_equal(blind, gen.generate_many(frames, rain, source=night)[0])
+    assert np.array_equal(blind, gen.generate_many(frames, rain)[0])  # not told: unknown row
