@@ -68,6 +68,9 @@ class GradeFitConfig:
     # the samples, "unknown" for the rest (0 = a model without source-condition input;
     # `WFMConfig.source_condition`).
     p_source_known: float = 0.0
+    # Learning-rate multiplier for the parameters a warm start (`init_from`) did not provide, such
+    # as a new input's zero-initialised embeddings: at the trunk's rate they barely move.
+    fresh_lr_mult: float = 1.0
     seed: int = 0
     max_minutes: float = 0.0  # stop (and export) after this much training time; 0 = no limit
     log_every: int = 25
@@ -88,6 +91,8 @@ class GradeFitConfig:
         for k in ("p_identity", "p_real", "p_drop", "p_jitter", "p_real_change", "p_source_known"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ConfigError(k, getattr(self, k), "must lie in [0, 1]")
+        if not self.fresh_lr_mult > 0:
+            raise ConfigError("fresh_lr_mult", self.fresh_lr_mult, "must be positive")
         object.__setattr__(self, "change_terms", tuple(self.change_terms))
         for t in self.change_terms:
             if t not in LOOK_TERMS:
@@ -328,14 +333,17 @@ def grade_loss(
     return loss
 
 
-def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> WorldModel:
-    """A grade model, its latent statistics from the bank, its trunk warm-started if asked."""
+def build_model(
+    cfg: GradeFitConfig, bank: GradeBank, device: torch.device
+) -> tuple[WorldModel, set[str]]:
+    """A grade model, its latent statistics from the bank, its trunk warm-started if asked;
+    and the names of the parameters the warm start did not provide (none without one)."""
     wcfg: WFMConfig = get_config(cfg.model)
     if cfg.p_source_known > 0:
         wcfg = replace(wcfg, source_condition=True)
     if wcfg.head != "grade":
         raise ValueError(f"model {cfg.model!r} has head {wcfg.head!r}, fit trains 'grade' models")
-    model = WorldModel(wcfg)
+    model, fresh = WorldModel(wcfg), set()
     if cfg.init_from:
         from amplify.wfm.checkpoint import load_wfm
 
@@ -343,10 +351,11 @@ def build_model(cfg: GradeFitConfig, bank: GradeBank, device: torch.device) -> W
         own = model.state_dict()
         taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(taken, strict=False)
+        fresh = {k for k, _ in model.named_parameters() if k not in taken}
     mean, std = bank.synth.latent_stats()
     model.latent_mean.copy_(mean)
     model.latent_std.copy_(std)
-    return model.to(device)
+    return model.to(device), fresh
 
 
 def _lr(cfg: GradeFitConfig, step: int) -> float:
@@ -368,8 +377,11 @@ def fit(
     dev = torch.device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg, bank, dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    model, fresh = build_model(cfg, bank, dev)
+    named = list(model.named_parameters())
+    groups = [{"params": [p for k, p in named if k not in fresh], "mult": 1.0},
+              {"params": [p for k, p in named if k in fresh], "mult": cfg.fresh_lr_mult}]  # fmt: skip
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=0.0)
     sampler = GradeSampler(bank, cfg)
     step, history = 0, []
     last = out / "last.pt"
@@ -394,7 +406,7 @@ def fit(
             progress(f"wfm fit: time budget of {cfg.max_minutes} min reached at step {step}")
             break
         for gr in opt.param_groups:
-            gr["lr"] = _lr(cfg, step)
+            gr["lr"] = _lr(cfg, step) * gr["mult"]
         loss = grade_loss(model, sampler.batch(cfg.batch), dev, cfg.change_weight, cfg.change_terms)
         opt.zero_grad(set_to_none=True)
         loss.backward()

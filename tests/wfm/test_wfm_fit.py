@@ -154,8 +154,9 @@ def test_source_condition_is_told_to_the_model(wfm_corpus, tok_tiny_path, tmp_pa
     plain = GradeFitConfig(**kw, steps=2, warmup=1)
     base = fit(bank, plain, tmp_path / "plain", export=tmp_path / "plain", progress=lambda s: None)
     cfg = GradeFitConfig(**kw, init_from=base["export"], p_source_known=0.5)
-    model = build_model(cfg, bank, torch.device("cpu")).eval()
-    assert model.cfg.source_condition
+    model, fresh = build_model(cfg, bank, torch.device("cpu"))
+    assert model.eval().cfg.source_condition
+    assert fresh == {"cond.source_weather.weight", "cond.source_time.weight"}  # not warm-started
     gen = Generator.from_models(model, Generator(base["export"], str(tok_tiny_path)).tokenizer)
     frames = bank.synth.frames[0, 0].numpy()
     night, rain = Condition("clear", "night"), [(Condition("rain", "day"), 0)]
