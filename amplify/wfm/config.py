@@ -64,8 +64,9 @@ class WFMConfig:
     # unsmoothed 8-px cells left blocks in real skies (seen on the demo's contact sheet).
     grade_smooth: float = 1.0
     # The model also reads the SOURCE clip's condition (weather, time of day) when the caller
-    # knows it, an "unknown" row when not: a lit night clip asked for clear_night is then known
-    # to be night already, instead of being judged by its look (zero-initialised embeddings).
+    # knows it, an "unknown" row when not (zero-initialised embeddings), so that it need not
+    # judge the source by its look alone. Off in the committed models: measured, it changed
+    # little (docs/WFM.md).
     source_condition: bool = False
 
     def __post_init__(self) -> None:
