@@ -27,6 +27,8 @@ SOURCE = "source"
 ALL_CONTROLS: tuple[str, ...] = (*CONTROLS, SOURCE)
 LAYOUT_CATEGORIES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
 HEADS: tuple[str, ...] = ("flow", "grade")
+# (weather id, time-of-day id) of a source whose condition is not known (`source_condition`)
+UNKNOWN_SOURCE: tuple[int, int] = (len(WEATHERS), len(TIMES_OF_DAY))
 
 
 @dataclass(frozen=True)

@@ -213,12 +213,11 @@ def _generate(
     condition, told to the model when given."""
     from amplify.wfm.refine import restore_detail
 
-    kw = {} if own is None else {"source": own}
     if _has_raw(generator):
         raw = check_output(generator.generate(source, cond, seed=seed, layout=layout,
-                                               depth=depth, refine=False, **kw), source)  # fmt: skip
+                                               depth=depth, refine=False, source=own), source)  # fmt: skip
         return {"model": restore_detail(raw, source, generator.refine), "raw": raw}
-    gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth, **kw)
+    gen = generator.generate(source, cond, seed=seed, layout=layout, depth=depth, source=own)
     return {"model": check_output(gen, source)}
 
 

@@ -24,13 +24,11 @@ from pathlib import Path
 
 import torch
 
-from amplify.conditions import TIMES_OF_DAY, WEATHERS
 from amplify.wfm.appearance import apply_grade
-from amplify.wfm.config import CONTROLS, WFMConfig, get_config
+from amplify.wfm.config import CONTROLS, UNKNOWN_SOURCE, WFMConfig, get_config
 from amplify.wfm.data import PairBank
 from amplify.wfm.model import WorldModel
 
-NW, NT = len(WEATHERS), len(TIMES_OF_DAY)  # the "unknown" ids of the source condition
 BANK_KEYS = ("frames", "latents", "edges", "blur", "layout", "depth", "has_layout", "has_depth")
 
 
@@ -258,9 +256,9 @@ class GradeSampler:
                 )
                 keep[k].append(float(avail.get(k, True) and self._u() >= cfg.p_drop))
             conds.append(c)
-            own_ids.append(source_ids if self._u() < cfg.p_source_known else [NW, NT])
+            own_ids.append(source_ids if self._u() < cfg.p_source_known else list(UNKNOWN_SOURCE))
         c = torch.tensor(conds)  # (B, 3)
-        own = torch.tensor(own_ids, dtype=torch.long)  # (B, 2); (NW, NT) = unknown
+        own = torch.tensor(own_ids, dtype=torch.long)  # (B, 2); UNKNOWN_SOURCE = not told
 
         def pixels(xs: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack(xs).permute(0, 4, 1, 2, 3).float() / 255.0  # (B, 3, T, H, W)

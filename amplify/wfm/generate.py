@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from amplify.conditions import TIMES_OF_DAY, WEATHERS, Condition
+from amplify.conditions import Condition
 from amplify.tokenizer.checkpoint import load_tokenizer
 from amplify.wfm.appearance import apply_grade, precipitation
 from amplify.wfm.checkpoint import (
@@ -38,7 +38,7 @@ from amplify.wfm.checkpoint import (
     sha256_file,
     tokenizer_for,
 )
-from amplify.wfm.config import SOURCE
+from amplify.wfm.config import SOURCE, UNKNOWN_SOURCE
 from amplify.wfm.controls import extract_controls
 from amplify.wfm.model import WorldModel
 from amplify.wfm.refine import RefineConfig, restore_detail
@@ -215,8 +215,7 @@ class Generator:
     ) -> dict[str, torch.Tensor]:
         ids = [c.ids for c in conditions]
         B = len(ids)
-        # the source's own (weather, time of day); (len(WEATHERS), len(TIMES_OF_DAY)) = unknown
-        sw, st = source.ids[:2] if source is not None else (len(WEATHERS), len(TIMES_OF_DAY))
+        sw, st = source.ids[:2] if source is not None else UNKNOWN_SOURCE  # the source's own
         return {
             "weather": torch.tensor([w for w, _, _ in ids], device=self.device),
             "time_of_day": torch.tensor([t for _, t, _ in ids], device=self.device),

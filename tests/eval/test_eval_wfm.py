@@ -23,7 +23,7 @@ class StandIn:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def generate(self, frames, condition: Condition, seed=0, layout=None, depth=None):
+    def generate(self, frames, condition: Condition, seed=0, layout=None, depth=None, source=None):
         self.calls.append(
             (frames.shape, condition.name, seed, layout is not None, depth is not None)
         )
@@ -133,7 +133,9 @@ def test_refining_generator_is_scored_before_and_after():
 
         refine = RefineConfig(radius=0.25)
 
-        def generate(self, frames, condition, seed=0, layout=None, depth=None, refine=True):
+        def generate(
+            self, frames, condition, seed=0, layout=None, depth=None, refine=True, source=None
+        ):
             from amplify.wfm.controls import blur
             from amplify.wfm.refine import restore_detail
 
